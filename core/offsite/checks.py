@@ -1,0 +1,90 @@
+"""Check steps: what ``offsite check`` reports, one line per step.
+
+A plugin's ``connect`` hook runs its phases inside :meth:`Steps.step`
+(``resolve``, ``connect``, ``tls``, ``hostkey``, ``auth``, ``folder`` …). The
+core passes a :class:`Steps` on every connect, so the same code path that the
+engine uses is the one a check reports on; a check then adds the plugin's own
+``check`` hook and the core's write/list/read/delete probe. When a step fails
+it records the translated :class:`~offsite.errors.TargetError` (with the step
+set on it) and re-raises it, so a caller sees exactly where things broke.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import attrs
+
+from offsite.errors import TargetError
+
+
+@attrs.frozen
+class CheckStep:
+    """One step of connecting to or checking a target.
+
+    :ivar name: ``resolve``, ``connect``, ``tls``, ``auth``, ``folder``,
+        ``probe-write`` …
+    :ivar detail: what was done (``127.0.0.1:22``, the folder's path …).
+    :ivar error: why it failed, with the fix; ``None`` when it passed.
+    """
+
+    name: str
+    ok: bool
+    detail: str = ""
+    error: TargetError | None = attrs.field(default=None, eq=False)
+    seconds: float = 0.0
+
+
+@attrs.frozen
+class CheckReport:
+    """The outcome of checking one target: its steps in order."""
+
+    target: str
+    steps: tuple[CheckStep, ...]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.steps) and all(s.ok for s in self.steps)
+
+    @property
+    def failed(self) -> CheckStep | None:
+        """The step that failed, if any (steps stop at the first failure)."""
+        return next((s for s in self.steps if not s.ok), None)
+
+
+class Steps:
+    """Records steps as a plugin (and the core) runs them.
+
+    :param translate: turns any exception into a :class:`TargetError`
+        for a step (the core's translator, which asks the plugin's
+        ``translate_error`` hook and scrubs secrets).
+    """
+
+    def __init__(self, translate: Callable[[BaseException, str], TargetError]) -> None:
+        self._translate = translate
+        self.steps: list[CheckStep] = []
+
+    @contextmanager
+    def step(self, name: str, detail: str = "", *, quiet: bool = False) -> Iterator[None]:
+        """Run the body as step ``name``; record whether it passed.
+
+        :param quiet: record only a failure (for a step that groups others).
+        :raises TargetError: the body's failure, translated, with ``step=name``
+            unless an inner step already named it.
+        """
+        started = time.monotonic()
+        try:
+            yield
+        except Exception as exc:
+            error = self._translate(exc, name)
+            if not any(s.error is error for s in self.steps):  # an inner step has it
+                self.steps.append(
+                    CheckStep(name, False, detail, error, time.monotonic() - started)
+                )
+            if error is exc:
+                raise
+            raise error from exc
+        if not quiet:
+            self.steps.append(CheckStep(name, True, detail, None, time.monotonic() - started))

@@ -1,0 +1,259 @@
+"""The error tree: every failure an operator can see, with how to fix it.
+
+The tree is shallow on purpose (after pyfilesystem2's ``fs.errors``)::
+
+    OffsiteError
+     ├── PluginError              a plugin cannot be loaded or breaks the contract
+     ├── SourceError              reading the local data to upload failed
+     └── TargetError              something went wrong at or on the way to a target
+          ├── AuthError           the server refused the credentials
+          ├── PermissionDenied    authenticated, but not allowed to do this
+          ├── NotFound            the remote file or folder does not exist
+          ├── Transient           worth retrying (the engine retries these)
+          │    └── ConnectFailed  refused, reset or timed out
+          └── Fatal               retrying will not help
+               ├── ResolveFailed  the host name does not resolve
+               ├── TLSFailed      the server's certificate was not trusted
+               └── HostKeyRejected  the SSH host key is unknown or changed
+
+Messages are class-level templates filled from attributes, so the wording an
+operator reads lives in one place. Every :class:`TargetError` carries the
+remote ``path`` and the ``step`` (``resolve``, ``connect``, ``auth``, ``put`` …)
+where it happened, the ``target`` name, and the original library exception in
+``exc``; ``str()`` gives one line that says what failed, where, and how to fix
+it. Plugins never build these from scattered ``except`` blocks: each one
+translates its library's exceptions in a single ``translate_error`` hook (see
+:mod:`offsite.hookspecs`), and the core attaches path, step and target.
+
+Secrets: a message is built only from what the plugin puts in ``detail`` and
+the fields; :meth:`TargetError.scrub` blanks any credential value that slipped
+in, and the core calls it on every error that crosses the contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+
+class _Blank(dict[str, Any]):
+    """Formats a missing template field as ``?`` instead of raising KeyError."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+class OffsiteError(Exception):
+    """Base of every error offsite raises on purpose.
+
+    :param detail: what the lower layer said, in words for an operator.
+    :param fix: overrides the class's ``fix`` for this one error, when the
+        raiser knows better (``Fatal(..., fix="point the URL at a folder")``).
+    :param fields: values for the class's ``template`` and ``fix``.
+    """
+
+    #: The message, filled from ``detail`` and the fields.
+    template: ClassVar[str] = "{detail}"
+    #: What the operator should do about it; empty when there is nothing to say.
+    fix: ClassVar[str] = ""
+
+    def __init__(self, detail: str = "", *, fix: str | None = None, **fields: Any) -> None:
+        self.detail = detail
+        self.fields = fields
+        if fix is not None:
+            self.fix = fix  # type: ignore[misc]  # an instance may say more than its class
+        super().__init__(detail)
+
+    def _values(self) -> _Blank:
+        return _Blank(self.fields, detail=self.detail)
+
+    @property
+    def message(self) -> str:
+        """The filled template, without the fix."""
+        return self.template.format_map(self._values())
+
+    @property
+    def hint(self) -> str:
+        """The filled fix text ('' when the class has none)."""
+        return self.fix.format_map(self._values())
+
+    def __str__(self) -> str:
+        hint = self.hint
+        return f"{self.message}. Fix: {hint}" if hint else self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class PluginError(OffsiteError):
+    """A plugin failed to load, failed validation, or broke the contract."""
+
+    template = "plugin {plugin}: {detail}"
+    fix = "upgrade or reinstall {distribution}, or switch it off with OFFSITE_DISABLED_PLUGINS"
+
+
+class SourceError(OffsiteError):
+    """Reading the local data that was being uploaded failed.
+
+    Not a :class:`TargetError`: nothing is wrong with the target, and the
+    upload's partial file stays where it is so a later put can resume.
+    """
+
+    template = "reading the source failed: {detail}"
+
+
+class TargetError(OffsiteError):
+    """Something went wrong at a target, or on the way to it.
+
+    :param detail: what happened, in words for an operator (no secrets).
+    :param path: the remote path concerned, relative to the target folder.
+    :param step: the step that failed (``resolve``, ``connect``, ``tls``,
+        ``auth``, ``folder``, ``put``, ``get``, ``list``, ``delete`` …).
+    :param target: the target's name in the job (or its URL).
+    :param exc: the library exception this was translated from.
+    :param fix: overrides the class's fix text for this error.
+    """
+
+    template = "{detail}"
+    #: Whether the engine should try again (with backoff).
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        path: str | None = None,
+        step: str | None = None,
+        target: str | None = None,
+        exc: BaseException | None = None,
+        fix: str | None = None,
+        **fields: Any,
+    ) -> None:
+        super().__init__(detail, fix=fix, **fields)
+        self.path = path
+        self.step = step
+        self.target = target
+        self.exc = exc
+
+    def _values(self) -> _Blank:
+        values = super()._values()
+        values.update(path=self.path or "", step=self.step or "", target=self.target or "")
+        return values
+
+    def __str__(self) -> str:
+        where = f"[{self.target}] " if self.target else ""
+        step = f"{self.step} failed: " if self.step else ""
+        named = self.path and "{path}" not in self.template  # NotFound names it already
+        path = f" (remote path '{self.path}')" if named else ""
+        hint = self.hint
+        fix = f". Fix: {hint}" if hint else ""
+        return f"{where}{step}{self.message}{path}{fix}"
+
+    def scrub(self, secrets: Iterable[str]) -> TargetError:
+        """Blank every secret value out of the detail and the fields; returns self."""
+        for secret in secrets:
+            if not secret:
+                continue
+            self.detail = self.detail.replace(secret, "***")
+            self.fields = {
+                k: v.replace(secret, "***") if isinstance(v, str) else v
+                for k, v in self.fields.items()
+            }
+        self.args = (self.detail,)
+        return self
+
+
+class AuthError(TargetError):
+    """The server refused the credentials (wrong password, key, or user)."""
+
+    template = "authentication failed: {detail}"
+    fix = (
+        "check the user name in the URL and the stored credentials "
+        "(offsite credentials set JOB.TARGET)"
+    )
+
+
+class PermissionDenied(TargetError):
+    """Authenticated, but the server does not allow this operation here."""
+
+    template = "permission denied: {detail}"
+    fix = "give the target's user write access to the target folder, or choose a folder it owns"
+
+
+class NotFound(TargetError):
+    """The remote file or folder does not exist."""
+
+    template = "'{path}' not found{detail_suffix}"
+
+    def _values(self) -> _Blank:
+        values = super()._values()
+        values["detail_suffix"] = f": {self.detail}" if self.detail else ""
+        return values
+
+
+class Transient(TargetError):
+    """A failure that may go away by itself: the engine retries it with backoff."""
+
+    template = "temporary failure: {detail}"
+    fix = "none needed if a retry succeeds; if it persists, check the network and the server"
+    retryable = True
+
+
+class ConnectFailed(Transient):
+    """The TCP connection was refused, reset, or timed out."""
+
+    template = "cannot connect to {address}: {detail}"
+    fix = (
+        "check that the server is running and listening on that port, "
+        "and that no firewall blocks this machine"
+    )
+
+
+class Fatal(TargetError):
+    """A failure that retrying will not cure: misconfiguration, full disk, a bug."""
+
+    template = "{detail}"
+
+
+class ResolveFailed(Fatal):
+    """The target's host name does not resolve (DNS)."""
+
+    template = "cannot resolve host '{host}': {detail}"
+    fix = "check the host name in the target URL and this machine's DNS settings"
+
+
+class TLSFailed(Fatal):
+    """The TLS handshake failed, usually because the certificate is not trusted."""
+
+    template = "TLS handshake with {host} failed: {detail}"
+    fix = (
+        "give the CA that signed the server's certificate with the target option ca_file, "
+        "or fix the server's certificate (its name must match the host in the URL)"
+    )
+
+
+class HostKeyRejected(Fatal):
+    """The SSH server's host key is unknown or does not match known_hosts."""
+
+    template = "host key of {host} is {reason}: {fingerprint}"
+    fix = (
+        "verify the fingerprint with the server's administrator, then trust it with "
+        "offsite check --trust-host-key JOB TARGET (or add it to known_hosts)"
+    )
+
+
+__all__ = [
+    "AuthError",
+    "ConnectFailed",
+    "Fatal",
+    "HostKeyRejected",
+    "NotFound",
+    "OffsiteError",
+    "PermissionDenied",
+    "PluginError",
+    "ResolveFailed",
+    "SourceError",
+    "TLSFailed",
+    "TargetError",
+    "Transient",
+]

@@ -1,0 +1,257 @@
+"""The transport contract: the one page a target-plugin author reads.
+
+A target plugin teaches offsite one protocol. It is an object (usually an
+instance of a class) whose methods carry ``@offsite.hookimpl`` and are named
+after the hooks below, published under an entry point in the group
+``offsite.targets`` whose name is the URL scheme it serves::
+
+    [project.entry-points."offsite.targets"]
+    sftp = "offsite_sftp:plugin"
+
+For each target, the core builds a pluggy ``PluginManager`` holding these
+specs, the core's own hook wrappers (cross-cutting concerns such as bandwidth
+limiting and byte accounting, written once for every protocol) and exactly one
+transport: yours. pluggy checks at load time that every method you mark is a
+hook named here and takes only parameters the spec has, so a typo is refused
+with a clear message, not discovered in production. Every hook is
+``firstresult``: the single transport answers, and ``None`` means "not
+implemented". ``connect``, ``put``, ``get``, ``list``, ``delete`` and
+``close`` are required; ``check`` and ``translate_error`` are optional.
+
+The contract points, each checked by the conformance suite in
+:mod:`offsite.testing` (run it: see docs/PLUGINS.md):
+
+* **Paths.** Every ``path`` a hook receives is relative to the target folder
+  (``endpoint.path``), ``/``-separated, Unicode NFC, with no ``..``; the core
+  normalises them (:mod:`offsite.paths`). Names are full Unicode: accents,
+  CJK, spaces and emoji must round-trip. Map them to the protocol's encoding
+  (UTF-8 almost everywhere) yourself.
+* **Atomic put.** A file appears under its final name only when complete:
+  write it under :func:`offsite.paths.partial_path` in the same folder and
+  rename it over the final name (or complete an S3 multipart upload). A crash
+  at any moment leaves no half file under a final name.
+* **Streaming put with progress.** Read the source in chunks
+  (:data:`offsite.transport.CHUNK_SIZE`); memory stays bounded whatever the
+  size. Report progress through ``transfer.progress(done)``:
+  :func:`offsite.transport.pump` does both for a writable remote file.
+* **Resume.** Before the first byte moves, save a resume token with
+  ``transfer.save_token({...})`` (JSON-serialisable; the engine keeps it in
+  the journal). When ``transfer.resume`` is set, continue that upload from
+  the offset the target really holds, not the token's word alone.
+* **Listing.** ``list`` returns path, size and mtime for every finished file
+  under a folder, recursively, and a checksum where the server gives one.
+* **Typed errors.** Raise only :mod:`offsite.errors` types; translate your
+  library's exceptions in one place, the ``translate_error`` hook. The core
+  passes every other exception a hook raises through it, sets ``path``,
+  ``step`` and ``target`` on the result, and blanks credential values out of
+  its message.
+* **Secrets.** No credential may appear in a log line, a message, a repr or
+  a command line. Keep them out of your connection object's repr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from offsite import PROJECT
+
+if TYPE_CHECKING:
+    from offsite.checks import Steps
+    from offsite.errors import TargetError
+    from offsite.transport import Endpoint, Readable, RemoteFile, Transfer
+
+#: Marks the specifications below; plugins use :data:`offsite.hookimpl`.
+hookspec = pluggy.HookspecMarker(PROJECT)
+
+#: Whatever your ``connect`` returns; the core hands it back to every other
+#: hook untouched. Keep secrets out of its repr.
+Connection = Any
+
+
+# -------------------------------------------------------------------------
+# connection
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def connect(endpoint: Endpoint, steps: Steps) -> Connection | None:
+    """Open a connection (a session) to the target.
+
+    Stops at the first non-None result.
+
+    Run each phase inside ``with steps.step(NAME, DETAIL):`` so that
+    ``offsite check`` can say which one failed: ``resolve`` (DNS),
+    ``connect`` (TCP), ``tls`` or ``hostkey``, ``auth``, then ``folder``
+    (the target folder exists, or is created, and is a folder). Skip what
+    does not apply to your protocol.
+
+    :param endpoint: host, port, user, folder, options and credentials.
+    :param steps: the recorder for the phases above.
+    :returns: your connection object.
+    :raises ResolveFailed: the host name does not resolve.
+    :raises ConnectFailed: refused, reset or timed out (retried).
+    :raises TLSFailed: the certificate is not trusted.
+    :raises HostKeyRejected: the SSH host key is unknown or changed.
+    :raises AuthError: the credentials were refused.
+    :raises PermissionDenied: the folder cannot be created or entered.
+    :raises Fatal: the folder is a file, an option is invalid.
+    """
+
+
+@hookspec(firstresult=True)
+def check(conn: Connection, steps: Steps) -> bool | None:
+    """Run checks beyond ``connect`` that only your protocol knows.
+
+    Stops at the first non-None result. Optional.
+
+    The core's check already connects (with your steps) and then writes,
+    lists, reads back and deletes a probe file through your other hooks.
+    Add what else an operator should learn before the first real run, each
+    inside ``steps.step``: a server extension you rely on (posix-rename), a
+    bucket's region or versioning, free space.
+
+    :param conn: what ``connect`` returned.
+    :param steps: the recorder to add steps to.
+    :returns: ``True`` when your checks ran.
+    :raises TargetError: from a failed step.
+    """
+
+
+@hookspec(firstresult=True)
+def translate_error(exc: Exception) -> TargetError | None:
+    """Translate one of your library's exceptions into the core error tree.
+
+    Stops at the first non-None result. Optional, but it is the one place
+    where a plugin maps its library's errors, so write it.
+
+    The core calls it for every exception (other than an
+    :class:`~offsite.errors.OffsiteError`) that escapes another hook, and
+    sets ``path``, ``step`` and ``target`` on what you return. Return
+    ``None`` for exceptions you do not know; the core then reports them as
+    :class:`~offsite.errors.Fatal` naming the exception's type.
+
+    :param exc: the exception raised inside one of your hooks.
+    :returns: e.g. ``AuthError(str(exc), exc=exc)`` for an authentication
+        failure, ``NotFound`` for a missing file, ``PermissionDenied``,
+        ``Transient`` for a dropped connection or a timeout.
+    """
+
+
+# -------------------------------------------------------------------------
+# transfer
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def put(conn: Connection, path: str, transfer: Transfer) -> RemoteFile | None:
+    """Upload ``transfer``'s source to ``path``, atomically and resumably.
+
+    Stops at the first non-None result.
+
+    1. Create the missing folders of ``path``.
+    2. Decide where to start: at 0, or, if ``transfer.resume`` is a token
+       you saved for this path and the partial file is there, at the offset
+       the target durably holds.
+    3. ``transfer.save_token(...)`` before the first byte moves, then again
+       whenever a larger offset is durable (after a flush/fsync).
+    4. Open the source there, ``with transfer.open(offset) as reader:``,
+       and copy it to the partial file in chunks, calling
+       ``transfer.progress(done)`` as bytes land
+       (:func:`offsite.transport.pump` does exactly this).
+    5. Make it durable, then rename the partial file over ``path``.
+
+    The reader raises :class:`~offsite.errors.SourceError` if the local
+    source fails or ends early: let it propagate, and leave the partial file
+    for a later resume.
+
+    :param conn: what ``connect`` returned.
+    :param path: the final remote path (normalised, relative to the folder).
+    :param transfer: the source, the resume token and the progress channel.
+    :returns: the placed file (size, mtime, and a checksum if known).
+    :raises PermissionDenied: the folder or file cannot be written.
+    :raises Transient: the connection dropped; the engine retries with the
+        token you saved.
+    :raises Fatal: the target is full, the server lacks a needed feature.
+    """
+
+
+@hookspec(firstresult=True)
+def get(conn: Connection, path: str, offset: int) -> Readable | None:
+    """Open a remote file for reading, from ``offset`` to its end.
+
+    Stops at the first non-None result.
+
+    Restores and verification read through this; return a stream that reads
+    ahead as your protocol allows (SFTP prefetch, HTTP streaming) but never
+    loads the whole file. The caller closes it. Errors raised while reading
+    from the stream are translated like any other.
+
+    :param conn: what ``connect`` returned.
+    :param path: the remote path (normalised, relative to the folder).
+    :param offset: the first byte wanted (0 for the whole file).
+    :returns: an object with ``read(size)`` and ``close()``.
+    :raises NotFound: there is no file at ``path``.
+    :raises PermissionDenied: it cannot be read.
+    """
+
+
+# -------------------------------------------------------------------------
+# listing
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def list(conn: Connection, folder: str) -> Sequence[RemoteFile] | None:
+    """List every file under ``folder``, recursively.
+
+    Stops at the first non-None result.
+
+    Return files only, not folders, with paths relative to the target folder
+    (so they can be passed straight to ``get`` and ``delete``), normalised to
+    NFC. The core hides partial files (:func:`offsite.paths.is_partial`).
+
+    :param conn: what ``connect`` returned.
+    :param folder: the folder to list (``""`` is the target folder).
+    :returns: one :class:`~offsite.transport.RemoteFile` per file, with
+        size and mtime, and a checksum where the server gives one; an empty
+        sequence for an empty *or missing* folder.
+    :raises PermissionDenied: the folder cannot be listed.
+    """
+
+
+@hookspec(firstresult=True)
+def delete(conn: Connection, path: str) -> bool | None:
+    """Delete one file.
+
+    Stops at the first non-None result.
+
+    :param conn: what ``connect`` returned.
+    :param path: the remote path (normalised, relative to the folder).
+    :returns: ``True``.
+    :raises NotFound: there is no file at ``path``.
+    :raises PermissionDenied: it may not be deleted.
+    """
+
+
+# -------------------------------------------------------------------------
+# teardown
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def close(conn: Connection) -> bool | None:
+    """Close the connection and free what it holds.
+
+    Stops at the first non-None result. Called once per ``connect``, also
+    after a failure; it must not raise for a connection that already broke.
+
+    :param conn: what ``connect`` returned.
+    :returns: ``True``.
+    """
+
+
+#: The hooks a transport must implement to be loaded.
+REQUIRED = ("connect", "put", "get", "list", "delete", "close")

@@ -1,0 +1,236 @@
+"""Plugin discovery and the per-target plugin manager: the one place both are built.
+
+stevedore finds what is installed (entry-point group ``offsite.targets``,
+one entry point per URL scheme); pluggy validates and calls it. For each
+plugin, :func:`build_manager` makes a ``PluginManager`` with the hookspecs,
+the core's hook wrappers and exactly that one transport, then runs
+``check_pending()``, so a misspelled hook or a wrong signature is refused
+when the plugin loads, with the plugin's distribution named.
+
+Nothing here is fatal to the others: a plugin that fails to import, fails
+validation, claims an invalid or an already-claimed scheme, or is switched off
+with ``OFFSITE_DISABLED_PLUGINS`` (comma-separated schemes or distribution
+names) is recorded with its reason and listed by ``offsite targets``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+import pluggy
+from stevedore import ExtensionManager, NamedExtensionManager
+
+from offsite import PROJECT, hookspecs
+from offsite.errors import PluginError
+
+#: The entry-point group target plugins register under.
+GROUP = "offsite.targets"
+#: Comma-separated schemes or distribution names not to load.
+DISABLE_ENV = "OFFSITE_DISABLED_PLUGINS"
+#: RFC 3986 scheme syntax, lower case (schemes are case-insensitive; we store them lowered).
+SCHEME = re.compile(r"[a-z][a-z0-9+.-]*\Z")
+
+#: The official plugin for each scheme, for "install X" hints.
+OFFICIAL = {
+    "file": "offsite-local",
+    "smb": "offsite-cifs",
+    "webdav": "offsite-webdav",
+    "webdavs": "offsite-webdav",
+    "ftp": "offsite-ftp",
+    "ftps": "offsite-ftp",
+    "sftp": "offsite-sftp",
+    "s3": "offsite-s3",
+}
+
+#: Hook wrappers the core registers in every target's manager, before the
+#: transport, for concerns that cut across protocols (pluggy ``wrapper=True``
+#: hookimpls around ``put``/``get``). The engine's bandwidth limiter and byte
+#: accounting go here; a third party could add its own the same way.
+CORE_WRAPPERS: tuple[object, ...] = ()
+
+Status = Literal["ok", "failed", "disabled"]
+
+
+@attrs.frozen
+class PluginInfo:
+    """One installed target plugin, as ``offsite targets`` lists it."""
+
+    scheme: str
+    distribution: str
+    version: str
+    entry_point: str
+    status: Status
+    reason: str = ""
+    hooks: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def build_manager(plugin: object, *, scheme: str, distribution: str) -> pluggy.PluginManager:
+    """Build the manager for one transport: specs, core wrappers, the plugin.
+
+    :raises PluginError: the plugin has a hook with a wrong signature, an
+        unknown hook (typo), or lacks a required hook.
+    """
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for wrapper in CORE_WRAPPERS:
+        pm.register(wrapper)
+
+    def refuse(detail: str) -> PluginError:
+        return PluginError(detail, plugin=scheme, distribution=distribution)
+
+    try:
+        pm.register(plugin, name=scheme)
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        # pluggy's message spans lines (definition, then the reason): keep it one line.
+        raise refuse(" ".join(str(exc).split())) from exc
+    implemented = implemented_hooks(pm, scheme)
+    missing = [name for name in hookspecs.REQUIRED if name not in implemented]
+    if missing:
+        raise refuse(f"does not implement the required hook(s) {', '.join(missing)}")
+    return pm
+
+
+def implemented_hooks(pm: pluggy.PluginManager, name: str) -> tuple[str, ...]:
+    """The hooks the plugin registered as ``name`` implements, sorted."""
+    plugin = pm.get_plugin(name)
+    callers = pm.get_hookcallers(plugin) or []
+    return tuple(sorted(caller.name for caller in callers))
+
+
+@attrs.frozen
+class Registry:
+    """What discovery found: every plugin's info, and the loaded ones' objects."""
+
+    plugins: tuple[PluginInfo, ...]
+    loaded: Mapping[str, object] = attrs.field(repr=False, factory=dict)
+
+    def info(self, scheme: str) -> PluginInfo | None:
+        return next((p for p in self.plugins if p.scheme == scheme), None)
+
+    def manager(self, scheme: str) -> tuple[PluginInfo, pluggy.PluginManager]:
+        """A fresh manager for one target using ``scheme``.
+
+        :raises PluginError: nothing usable handles that scheme; the message
+            says what to install, or why the installed plugin is unusable.
+        """
+        scheme = scheme.lower()
+        info = self.info(scheme)
+        if info is None:
+            hint = OFFICIAL.get(scheme, f"a plugin for the '{scheme}' scheme")
+            raise PluginError(
+                f"no installed plugin handles '{scheme}://' URLs",
+                plugin=scheme,
+                distribution=hint,
+            )
+        if info.status != "ok":
+            raise PluginError(
+                f"is {info.status}: {info.reason}" if info.reason else f"is {info.status}",
+                plugin=scheme,
+                distribution=info.distribution,
+            )
+        pm = build_manager(self.loaded[scheme], scheme=scheme, distribution=info.distribution)
+        return info, pm
+
+
+@attrs.frozen
+class _Candidate:
+    """One entry point in the group, and the distribution that declares it."""
+
+    name: str
+    value: str
+    distribution: str
+    version: str
+
+    def info(self, status: Status, reason: str = "", hooks: tuple[str, ...] = ()) -> PluginInfo:
+        return PluginInfo(self.name, self.distribution, self.version, self.value,
+                          status, reason, hooks)
+
+
+def _candidates() -> list[_Candidate]:
+    # stevedore's cached entry points do not know their distribution; ask
+    # importlib.metadata, which stevedore reads underneath, once.
+    found: dict[tuple[str, str, str], _Candidate] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"] or "?"
+        for ep in dist.entry_points:
+            if ep.group == GROUP:
+                # The same distribution seen twice on sys.path counts once.
+                found.setdefault((ep.name, ep.value, name),
+                                 _Candidate(ep.name, ep.value, name, dist.version or "?"))
+    return sorted(found.values(), key=lambda c: (c.name, c.distribution))
+
+
+def _disabled() -> set[str]:
+    return {word.strip() for word in os.environ.get(DISABLE_ENV, "").split(",") if word.strip()}
+
+
+def _import(names: set[str]) -> tuple[dict[tuple[str, str], object], dict[tuple[str, str], str]]:
+    """Import the named entry points with stevedore: (objects, failures)."""
+    failures: dict[tuple[str, str], str] = {}
+
+    def on_failure(_mgr: Any, ep: importlib.metadata.EntryPoint, err: BaseException) -> None:
+        failures[(ep.name, ep.value)] = f"failed to import: {type(err).__name__}: {err}"
+
+    # stevedore keeps entry points in a class-level cache; drop ours so that
+    # discovery always reflects what is installed now.
+    ExtensionManager.ENTRY_POINT_CACHE.pop(GROUP, None)
+    manager: Any = NamedExtensionManager(
+        GROUP, names=sorted(names), on_load_failure_callback=on_failure
+    )
+    objects = {(ext.name, ext.entry_point.value): ext.plugin for ext in manager.extensions}
+    return objects, failures
+
+
+def discover() -> Registry:
+    """Find, import and validate every installed target plugin.
+
+    Never raises for a bad plugin: its :class:`PluginInfo` says why it is
+    unusable, and the others load as usual. Plugins that are switched off or
+    whose entry-point name is not a URL scheme are not even imported.
+    """
+    disabled = _disabled()
+    infos: list[PluginInfo] = []
+    wanted: list[_Candidate] = []
+    for c in _candidates():
+        if not SCHEME.match(c.name):
+            infos.append(c.info("failed", f"entry point name {c.name!r} is not a valid URL "
+                                "scheme (lower-case letters, digits, '+', '-', '.'; "
+                                "starting with a letter)"))
+        elif c.name in disabled or c.distribution in disabled:
+            infos.append(c.info("disabled", f"listed in {DISABLE_ENV}"))
+        else:
+            wanted.append(c)
+
+    claims: dict[str, list[str]] = {}
+    for c in wanted:
+        claims.setdefault(c.name, []).append(c.distribution)
+    objects, failures = _import({c.name for c in wanted})
+
+    loaded: dict[str, object] = {}
+    for c in wanted:
+        key = (c.name, c.value)
+        if len(claims[c.name]) > 1:
+            others = " and ".join(sorted(claims[c.name]))
+            infos.append(c.info("failed", f"scheme '{c.name}' is claimed by {others}: "
+                                "uninstall all but one"))
+        elif key in failures or key not in objects:
+            infos.append(c.info("failed", failures.get(key, "entry point was not loaded")))
+        else:
+            try:
+                pm = build_manager(objects[key], scheme=c.name, distribution=c.distribution)
+            except PluginError as exc:
+                infos.append(c.info("failed", exc.detail))
+                continue
+            loaded[c.name] = objects[key]
+            infos.append(c.info("ok", hooks=implemented_hooks(pm, c.name)))
+    infos.sort(key=lambda p: (p.scheme, p.distribution))
+    return Registry(plugins=tuple(infos), loaded=loaded)

@@ -1,0 +1,327 @@
+"""The values that cross the transport contract (see :mod:`offsite.hookspecs`).
+
+* :class:`Endpoint` — where a target is and how to log in: what ``connect``
+  receives. Credentials are kept out of its repr.
+* :class:`RemoteFile` — one file as ``list`` and ``put`` report it.
+* :class:`Source` — what ``put`` uploads: a size known up front and a stream
+  that can be opened at any offset (that is what makes resume possible, for
+  files and for consolidations streamed straight from their inputs alike).
+* :class:`Transfer` — one upload as ``put`` sees it: the source opened at
+  an offset (as a size-checked :class:`SourceReader`), the previous resume
+  token, where to save a new one, and where to report progress.
+* :func:`pump` — the one copy loop every plugin uses to move a source into a
+  writable remote file, reporting progress as it goes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import Any, BinaryIO, Protocol
+
+import attrs
+
+from offsite import paths
+from offsite.errors import SourceError
+
+#: How much a plugin should move per read/write: large enough for full speed
+#: on every protocol, small enough to keep memory flat.
+CHUNK_SIZE = 1 << 20
+
+#: A plugin's own JSON-serialisable note of how to resume an upload
+#: (a partial file's name and the offset known to be durable, an S3 upload
+#: id and its parts …). The engine stores it in the journal verbatim.
+ResumeToken = Mapping[str, Any]
+
+
+class Readable(Protocol):
+    """A stream of bytes: what ``get`` returns and what a source opens to."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    # A read-only view, so a frozen Endpoint cannot be mutated through it.
+    from types import MappingProxyType
+
+    return MappingProxyType(dict(value or {}))
+
+
+@attrs.frozen
+class Endpoint:
+    """Where a target lives and how to log in to it.
+
+    Build one from a URL with :meth:`from_url`. ``path`` is the target folder
+    (absolute for ``file`` and ``sftp``; the share/bucket and folder for
+    others), already percent-decoded and Unicode.
+
+    :ivar name: the target's name in its job, used in messages.
+    :ivar credentials: secret fields (``password``, ``private_key``,
+        ``passphrase``, ``access_key_id``, ``secret_access_key``); never in a
+        repr, a message or a log line.
+    """
+
+    scheme: str
+    host: str = ""
+    port: int | None = None
+    username: str = ""
+    path: str = ""
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    credentials: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_frozen_mapping, repr=False
+    )
+    name: str = ""
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        name: str = "",
+        options: Mapping[str, Any] | None = None,
+        credentials: Mapping[str, str] | None = None,
+    ) -> Endpoint:
+        """Parse a target URL such as ``sftp://backup@vault:22/srv/offsite``.
+
+        :raises ValueError: for a URL without a scheme, with a password in it
+            (passwords belong in the credential store), or with a bad port.
+        """
+        parts = urllib.parse.urlsplit(url)
+        if not parts.scheme:
+            raise ValueError(f"target URL {url!r} has no scheme, e.g. file:///srv/offsite")
+        if parts.password is not None:
+            raise ValueError(
+                "a target URL must not contain a password; "
+                "store it with: offsite credentials set JOB.TARGET"
+            )
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"target URL has an invalid port: {exc}") from None
+        return cls(
+            scheme=parts.scheme.lower(),
+            host=parts.hostname or "",
+            port=port,
+            username=urllib.parse.unquote(parts.username or ""),
+            path=urllib.parse.unquote(parts.path),
+            options=options,
+            credentials=credentials,
+            name=name,
+        )
+
+    @property
+    def url(self) -> str:
+        """The URL for display: user, host, port and folder, never a secret."""
+        user = f"{urllib.parse.quote(self.username)}@" if self.username else ""
+        port = f":{self.port}" if self.port is not None else ""
+        return f"{self.scheme}://{user}{self.host}{port}{urllib.parse.quote(self.path)}"
+
+    @property
+    def label(self) -> str:
+        """How messages name this target: its job name, else its URL."""
+        return self.name or self.url
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential value, for scrubbing messages."""
+        return tuple(v for v in self.credentials.values() if v)
+
+
+@attrs.frozen
+class RemoteFile:
+    """One file at a target, as ``list`` and ``put`` report it.
+
+    :ivar path: relative to the target folder, normalised (:mod:`offsite.paths`).
+    :ivar size: in bytes.
+    :ivar mtime: modification time, seconds since the epoch (UTC).
+    :ivar checksum: what the server offers, prefixed with its kind
+        (``"etag:…"``, ``"sha256:…"``), or ``None``.
+    """
+
+    path: str
+    size: int
+    mtime: float
+    checksum: str | None = None
+
+
+class Source(Protocol):
+    """What ``put`` uploads: a known size and a stream openable at an offset."""
+
+    @property
+    def size(self) -> int: ...
+
+    def open(self, offset: int = 0) -> Readable:
+        """A stream of the bytes from ``offset`` to the end."""
+        ...
+
+
+@attrs.frozen
+class FileSource:
+    """A local file as a :class:`Source`."""
+
+    path: os.PathLike[str] | str
+
+    @property
+    def size(self) -> int:
+        return os.stat(self.path).st_size
+
+    def open(self, offset: int = 0) -> BinaryIO:
+        f = open(self.path, "rb")  # noqa: SIM115 - the caller closes it
+        f.seek(offset)
+        return f
+
+
+@attrs.frozen
+class BytesSource:
+    """Bytes in memory as a :class:`Source` (small files, tests, probes)."""
+
+    data: bytes = attrs.field(repr=lambda d: f"<{len(d)} bytes>")
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def open(self, offset: int = 0) -> BinaryIO:
+        return io.BytesIO(self.data[offset:])
+
+
+class SourceReader(io.RawIOBase):
+    """The stream a plugin's ``put`` reads: the source, opened by the core.
+
+    It counts what was read, and turns any failure of the underlying source
+    into :class:`~offsite.errors.SourceError` so that a plugin (and the
+    engine) never mistakes a local read error for a target error.
+    """
+
+    def __init__(self, source: Source, offset: int = 0) -> None:
+        super().__init__()
+        self.size = source.size
+        if not 0 <= offset <= self.size:
+            raise SourceError(f"cannot resume at offset {offset} of a {self.size}-byte source")
+        self.offset = offset
+        self.position = offset
+        try:
+            self._stream = source.open(offset)
+        except Exception as exc:
+            raise SourceError(f"cannot open at offset {offset}: {exc}") from exc
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        # Never hand out more than the announced size, and fail loudly if the
+        # source ends early: a plugin must not rename a short file into place.
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self.size - self.position)
+        if want == 0:
+            return 0
+        try:
+            data = self._stream.read(want)
+        except Exception as exc:
+            raise SourceError(str(exc) or type(exc).__name__) from exc
+        if not data:
+            raise SourceError(f"source ended at byte {self.position} of {self.size}")
+        data = data[:want]
+        view[: len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._stream.close()
+            finally:
+                super().close()
+
+
+class Transfer:
+    """One upload as a plugin's ``put`` sees it, made by the core for each call.
+
+    It is the source (its size, and a stream openable at any offset), the
+    resume token of an earlier attempt, and the channel back to the engine
+    (save a new token, report progress). Keeping all of that in one object
+    keeps ``put``'s signature stable as the engine grows.
+
+    :ivar size: the number of bytes the finished file will have.
+    :ivar resume: the token an earlier, interrupted ``put`` of the same path
+        saved, or ``None`` to start from the beginning.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        resume: ResumeToken | None = None,
+        *,
+        on_token: Callable[[ResumeToken], None] | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.size = source.size
+        self.resume = resume
+        self._on_token = on_token
+        self._on_progress = on_progress
+        self.done = 0
+
+    def open(self, offset: int = 0) -> SourceReader:
+        """The source's bytes from ``offset`` (where the target's partial file
+        ends, when resuming) to the end; close it when done."""
+        return SourceReader(self.source, offset)
+
+    def save_token(self, token: ResumeToken) -> None:
+        """Record how to resume this upload; call it before the first byte
+        moves, and again whenever more bytes are known to be durable."""
+        if self._on_token is not None:
+            self._on_token(dict(token))
+
+    def progress(self, done: int) -> None:
+        """Report that ``done`` bytes of the source are now at the target
+        (counting bytes a resumed upload skipped). Never decreases."""
+        self.done = done
+        if self._on_progress is not None:
+            self._on_progress(done)
+
+
+def pump(
+    reader: SourceReader,
+    write: Callable[[bytes], object],
+    transfer: Transfer,
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    on_chunk: Callable[[int], None] | None = None,
+) -> int:
+    """Copy ``reader`` to ``write`` in chunks, reporting progress; return the end offset.
+
+    :param on_chunk: called with the new offset after each chunk, e.g. to
+        flush and save a resume token every so often.
+    :raises SourceError: if the source fails or ends before its size.
+    """
+    done = reader.offset
+    transfer.progress(done)
+    while True:
+        chunk = reader.read(chunk_size)
+        if not chunk:
+            return done
+        write(chunk)
+        done += len(chunk)
+        transfer.progress(done)
+        if on_chunk is not None:
+            on_chunk(done)
+
+
+__all__ = [
+    "CHUNK_SIZE",
+    "BytesSource",
+    "Endpoint",
+    "FileSource",
+    "Readable",
+    "RemoteFile",
+    "ResumeToken",
+    "Source",
+    "SourceReader",
+    "Transfer",
+    "paths",
+    "pump",
+]

@@ -1,0 +1,124 @@
+"""The core's typed wrapper: translation, scrubbing, and contract enforcement.
+
+A small test transport (a real plugin, made on the fly and discovered like
+any other) misbehaves on purpose: library-style exceptions that carry the
+password, a hook that returns nothing, a stream that fails mid-read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from offsite.errors import AuthError, Fatal, PluginError, TargetError
+from offsite.session import Transport
+from offsite.transport import BytesSource, Endpoint
+
+MakeDist = Callable[..., str]
+
+MISBEHAVING = '''
+from offsite import hookimpl
+from offsite.errors import AuthError, NotFound
+
+class LibraryError(Exception):
+    pass
+
+class FailingStream:
+    def read(self, n=-1):
+        raise LibraryError("connection reset while reading")
+    def close(self):
+        pass
+
+class Plugin:
+    @hookimpl
+    def connect(self, endpoint, steps):
+        with steps.step("auth", endpoint.username):
+            if endpoint.credentials.get("password") != "right":
+                pw = endpoint.credentials["password"]
+                raise LibraryError("login rejected for password " + pw)
+        return endpoint
+    @hookimpl
+    def translate_error(self, exc):
+        if isinstance(exc, LibraryError) and "login" in str(exc):
+            return AuthError(str(exc))
+        return None
+    @hookimpl
+    def put(self, conn, path, transfer):
+        return None  # breaks the contract
+    @hookimpl
+    def get(self, conn, path, offset):
+        if path == "reads-fail":
+            return FailingStream()
+        raise KeyError("internal state " + conn.credentials["password"])
+    @hookimpl
+    def list(self, conn, folder):
+        from offsite.transport import RemoteFile
+        return [RemoteFile("a/.b.ofi.offsite-partial", 1, 0.0), RemoteFile("a/b.ofi", 2, 0.0)]
+    @hookimpl
+    def delete(self, conn, path):
+        raise NotFound()
+    @hookimpl
+    def close(self, conn):
+        raise RuntimeError("close must never mask anything")
+
+plugin = Plugin()
+'''
+
+
+@pytest.fixture
+def transport(make_dist: MakeDist) -> Transport:
+    make_dist("offsite-misbehaving", MISBEHAVING, schemes={"mis": "plugin"})
+    return Transport.for_endpoint(Endpoint.from_url("mis://h/x"))
+
+
+def ep(password: str) -> Endpoint:
+    return Endpoint.from_url("mis://bob@h/x", name="t1", credentials={"password": password})
+
+
+def test_translated_error_is_scrubbed_and_located(transport: Transport) -> None:
+    with pytest.raises(AuthError) as caught:
+        transport.connect(ep("WRONG-pw-123"))
+    err = caught.value
+    assert (err.step, err.target) == ("auth", "t1")
+    assert "WRONG-pw-123" not in str(err) and "***" in str(err)
+
+
+def test_check_reports_failed_auth_step(transport: Transport) -> None:
+    report = transport.check(ep("WRONG-pw-123"))
+    assert not report.ok and report.failed is not None
+    assert report.failed.name == "auth" and isinstance(report.failed.error, AuthError)
+
+
+def test_unknown_exception_becomes_fatal_naming_its_type(transport: Transport) -> None:
+    with transport.connect(ep("right")) as session, pytest.raises(Fatal) as caught:
+        session.get("x")
+    assert "KeyError" in str(caught.value) and "right" not in caught.value.detail
+    assert (caught.value.step, caught.value.path) == ("get", "x")
+
+
+def test_read_errors_are_translated(transport: Transport) -> None:
+    with transport.connect(ep("right")) as session:
+        stream = session.get("reads-fail")
+        with pytest.raises(TargetError, match="connection reset") as caught:
+            stream.read(10)
+        assert caught.value.path == "reads-fail"
+        stream.close()
+
+
+def test_hook_returning_nothing_is_a_plugin_error(transport: Transport) -> None:
+    with transport.connect(ep("right")) as session, pytest.raises(PluginError, match="put"):
+        session.put("y", BytesSource(b"data"))
+
+
+def test_typed_error_gets_path_step_target(transport: Transport) -> None:
+    with transport.connect(ep("right")) as session, pytest.raises(TargetError) as caught:
+        session.delete("/z//w.ofi")
+    err = caught.value
+    assert (err.path, err.step, err.target) == ("z/w.ofi", "delete", "t1")
+
+
+def test_list_hides_partials_and_paths_are_checked(transport: Transport) -> None:
+    with transport.connect(ep("right")) as session:
+        assert [f.path for f in session.list()] == ["a/b.ofi"]
+        with pytest.raises(ValueError, match=r"\.\."):
+            session.delete("../escape")
