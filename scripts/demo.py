@@ -14,11 +14,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
 from offsite.plugins import discover
 from offsite.session import Transport
 from offsite.transport import Endpoint, FileSource
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 MiB = 1 << 20
 console = Console(stderr=True)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from click.testing import CliRunner
+
 from offsite.cli import cli
 from offsite.errors import PluginError
 from offsite.plugins import DISABLE_ENV, discover
@@ -135,3 +136,10 @@ def test_targets_command_lists_every_plugin(make_dist: MakeDist) -> None:
     assert table.exit_code == 0
     for word in ("offsite-local", "offsite-demo", "offsite-broken", "failed to load", "boom"):
         assert word in table.stdout
+
+
+def test_hook_leaving_out_an_argument_is_refused(make_dist: MakeDist, good_plugin: str) -> None:
+    source = good_plugin.replace("def get(self, conn, path, offset)", "def get(self, conn, path)")
+    make_dist("offsite-nooffset", source, schemes={"nooffset": "plugin"})
+    info = by_scheme("nooffset")
+    assert info.status == "failed" and "leaves out offset" in info.reason

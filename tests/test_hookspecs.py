@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+
 from offsite import hookspecs
 
 HOOKS = ["connect", "check", "translate_error", "put", "get", "list", "delete", "close"]

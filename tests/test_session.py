@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from offsite.errors import AuthError, Fatal, PluginError, TargetError
 from offsite.session import Transport
 from offsite.transport import BytesSource, Endpoint
@@ -122,3 +123,41 @@ def test_list_hides_partials_and_paths_are_checked(transport: Transport) -> None
         assert [f.path for f in session.list()] == ["a/b.ofi"]
         with pytest.raises(ValueError, match=r"\.\."):
             session.delete("../escape")
+
+
+FAILS_OUTSIDE_STEPS = MISBEHAVING.replace(
+    "    def connect(self, endpoint, steps):\n",
+    "    def connect(self, endpoint, steps):\n"
+    "        if endpoint.host == 'outside':\n"
+    "            raise LibraryError('refused before any step')\n",
+).replace(
+    "        return None  # breaks the contract\n",
+    "        with transfer.open(0) as reader:\n"
+    "            try:\n"
+    "                reader.read(10)\n"
+    "            except Exception as exc:\n"
+    "                raise LibraryError('upload aborted') from exc\n",
+)
+
+
+@pytest.fixture
+def strict(make_dist: MakeDist) -> Transport:
+    make_dist("offsite-outside", FAILS_OUTSIDE_STEPS, schemes={"outside": "plugin"})
+    return Transport.for_endpoint(Endpoint.from_url("outside://h/x"))
+
+
+def test_failure_outside_any_step_still_fails_the_check(strict: Transport) -> None:
+    endpoint = Endpoint.from_url("outside://outside/x", credentials={"password": "right"})
+    report = strict.check(endpoint)
+    assert not report.ok
+    assert report.failed is not None and report.failed.name == "connect"
+    assert "refused before any step" in str(report.failed.error)
+
+
+def test_source_error_wrapped_by_a_library_comes_out_as_source_error(strict: Transport) -> None:
+    from offsite.errors import SourceError
+    from offsite.testing.sources import FailingSource
+
+    endpoint = Endpoint.from_url("outside://h/x", credentials={"password": "right"})
+    with strict.connect(endpoint) as session, pytest.raises(SourceError):
+        session.put("y", FailingSource(b"x" * 100, 0))

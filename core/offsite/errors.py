@@ -5,6 +5,12 @@ The tree is shallow on purpose (after pyfilesystem2's ``fs.errors``)::
     OffsiteError
      ├── PluginError              a plugin cannot be loaded or breaks the contract
      ├── SourceError              reading the local data to upload failed
+     ├── ImageError               an image or a chain is bad data (exit code 3)
+     │    ├── NotAnImage          wrong magic
+     │    ├── UnsupportedVersion  written by a newer, incompatible format
+     │    ├── IncompleteImage     no valid footer: still being written, or cut short
+     │    ├── CorruptImage        a checksum, index entry or length is wrong
+     │    └── BrokenChain         a gap, or an image applying to a foreign state
      └── TargetError              something went wrong at or on the way to a target
           ├── AuthError           the server refused the credentials
           ├── PermissionDenied    authenticated, but not allowed to do this
@@ -100,6 +106,75 @@ class SourceError(OffsiteError):
     """
 
     template = "reading the source failed: {detail}"
+
+
+class ImageError(OffsiteError):
+    """An image file, or a chain of them, is not what it must be (bad data).
+
+    :param file: the image file concerned.
+    :param block: the block number, where one is concerned.
+    :param offset: the byte offset in the file, where one is concerned.
+    """
+
+    template = "{file}: {detail}{where}"
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        file: object = "?",
+        block: int | None = None,
+        offset: int | None = None,
+        **fields: Any,
+    ) -> None:
+        super().__init__(detail, file=str(file), **fields)
+        self.file = str(file)
+        self.block = block
+        self.offset = offset
+
+    def _values(self) -> _Blank:
+        values = super()._values()
+        where = []
+        if self.block is not None:
+            where.append(f"block {self.block}")
+        if self.offset is not None:
+            where.append(f"offset {self.offset}")
+        values["where"] = f" (at {', '.join(where)})" if where else ""
+        return values
+
+
+class NotAnImage(ImageError):
+    """The file does not start with the OFI magic."""
+
+    template = "{file}: not an OFI image ({detail})"
+
+
+class UnsupportedVersion(ImageError):
+    """The image was written by a newer, incompatible format version."""
+
+    template = "{file}: OFI format version {version} is not supported by this offsite"
+    fix = "upgrade offsite to read it"
+
+
+class IncompleteImage(ImageError):
+    """No valid footer: the image is still being written, or was cut short."""
+
+    template = "{file}: incomplete image ({detail})"
+    fix = "wait until the backup software has finished writing it; if it has, the file is truncated"
+
+
+class CorruptImage(ImageError):
+    """A checksum, an index entry or a length does not match: the bytes are damaged."""
+
+    template = "{file}: corrupt image: {detail}{where}"
+    fix = "take a new full backup; do not replicate or restore past this image"
+
+
+class BrokenChain(ImageError):
+    """An image does not apply to the state its predecessor leaves (a gap, a foreign parent)."""
+
+    template = "{file}: broken chain: {detail}"
+    fix = "the images after the break cannot be restored; take a new full backup"
 
 
 class TargetError(OffsiteError):
@@ -244,9 +319,14 @@ class HostKeyRejected(Fatal):
 
 __all__ = [
     "AuthError",
+    "BrokenChain",
     "ConnectFailed",
+    "CorruptImage",
     "Fatal",
     "HostKeyRejected",
+    "ImageError",
+    "IncompleteImage",
+    "NotAnImage",
     "NotFound",
     "OffsiteError",
     "PermissionDenied",
@@ -256,4 +336,5 @@ __all__ = [
     "TLSFailed",
     "TargetError",
     "Transient",
+    "UnsupportedVersion",
 ]

@@ -49,8 +49,8 @@ OFFICIAL = {
 
 #: Hook wrappers the core registers in every target's manager, before the
 #: transport, for concerns that cut across protocols (pluggy ``wrapper=True``
-#: hookimpls around ``put``/``get``). The engine's bandwidth limiter and byte
-#: accounting go here; a third party could add its own the same way.
+#: hookimpls around ``put``/``get``, which may wrap the ``transfer``'s source
+#: stream). The engine's bandwidth limiter and byte accounting go here.
 CORE_WRAPPERS: tuple[object, ...] = ()
 
 Status = Literal["ok", "failed", "disabled"]
@@ -92,6 +92,17 @@ def build_manager(plugin: object, *, scheme: str, distribution: str) -> pluggy.P
     except pluggy.PluginValidationError as exc:
         # pluggy's message spans lines (definition, then the reason): keep it one line.
         raise refuse(" ".join(str(exc).split())) from exc
+    # pluggy lets an implementation take fewer arguments than the spec; a
+    # `get` without `offset` would then ignore offsets silently. Refuse it.
+    for caller in pm.get_hookcallers(pm.get_plugin(scheme)) or []:
+        spec = caller.spec
+        for impl in caller.get_hookimpls():
+            if impl.plugin_name != scheme or spec is None:
+                continue
+            left_out = [a for a in spec.argnames if a not in impl.argnames]
+            if left_out:
+                raise refuse(f"hook {caller.name} must take all of its arguments "
+                             f"({', '.join(spec.argnames)}); it leaves out {', '.join(left_out)}")
     implemented = implemented_hooks(pm, scheme)
     missing = [name for name in hookspecs.REQUIRED if name not in implemented]
     if missing:

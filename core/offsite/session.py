@@ -25,7 +25,7 @@ import pluggy
 
 from offsite import paths
 from offsite.checks import CheckReport, Steps
-from offsite.errors import Fatal, OffsiteError, PluginError, TargetError
+from offsite.errors import Fatal, OffsiteError, PluginError, SourceError, TargetError
 from offsite.plugins import PluginInfo, Registry, discover
 from offsite.transport import (
     BytesSource,
@@ -65,17 +65,16 @@ class Transport:
         self, exc: BaseException, *, endpoint: Endpoint, step: str | None, path: str | None
     ) -> TargetError:
         """Turn anything a plugin raised into a scrubbed :class:`TargetError`."""
-        error: TargetError | None
+        error: TargetError | None = None
         if isinstance(exc, TargetError):
             error = exc
         elif isinstance(exc, OffsiteError):
             error = Fatal(str(exc), exc=exc)
         else:
-            try:
+            # A broken translator must not hide the original error.
+            with contextlib.suppress(Exception):
                 error = self.pm.hook.translate_error(exc=exc)
-            except Exception:  # a broken translator must not hide the original error
-                error = None
-            if error is None:
+            if not isinstance(error, TargetError):
                 error = Fatal(f"{type(exc).__name__}: {exc}".rstrip(": "), exc=exc)
         if error.path is None:
             error.path = path
@@ -99,13 +98,9 @@ class Transport:
         :raises TargetError: the phase that failed, with the fix.
         """
         steps = steps if steps is not None else self.steps(endpoint)
-        try:
+        # A failure outside the plugin's own steps is still a failed step.
+        with steps.step("connect", endpoint.url, quiet=True):
             conn = self.pm.hook.connect(endpoint=endpoint, steps=steps)
-        except Exception as exc:
-            error = self.translate(exc, endpoint=endpoint, step="connect", path=None)
-            if error is exc:
-                raise
-            raise error from exc
         if conn is None:
             raise PluginError("connect returned nothing", plugin=self.info.scheme,
                               distribution=self.info.distribution)
@@ -157,14 +152,18 @@ class Session:
     def _call(self, step: str, path: str | None, call: Callable[[], T | None]) -> T:
         try:
             result = call()
-        except OffsiteError as exc:
+        except Exception as exc:
+            # A library may wrap the source's own failure in one of its errors.
+            source_error = _source_error_in(exc)
+            if source_error is not None and source_error is not exc:
+                raise source_error from exc
+            if not isinstance(exc, OffsiteError):
+                raise self.transport.translate(
+                    exc, endpoint=self.endpoint, step=step, path=path
+                ) from exc
             if isinstance(exc, TargetError):  # fill in path, step, target; scrub
                 self.transport.translate(exc, endpoint=self.endpoint, step=step, path=path)
             raise
-        except Exception as exc:
-            raise self.transport.translate(
-                exc, endpoint=self.endpoint, step=step, path=path
-            ) from exc
         if result is None:
             raise PluginError(f"{step} returned nothing", plugin=self.transport.info.scheme,
                               distribution=self.transport.info.distribution)
@@ -244,6 +243,18 @@ class Session:
                             f"from the {len(data)} written")
         with steps.step("probe-delete", name):
             self.delete(name)
+
+
+def _source_error_in(exc: BaseException) -> SourceError | None:
+    """The :class:`SourceError` in ``exc``'s chain of causes, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SourceError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 class _ReadStream(io.RawIOBase):

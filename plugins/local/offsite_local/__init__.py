@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
+
 from offsite import hookimpl, paths
 from offsite.checks import Steps
 from offsite.errors import Fatal, NotFound, PermissionDenied, TargetError, Transient

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from offsite import paths
 from offsite.errors import SourceError
 from offsite.session import Session
