@@ -4,6 +4,7 @@ The tree is shallow on purpose (after pyfilesystem2's ``fs.errors``)::
 
     OffsiteError
      ├── PluginError              a plugin cannot be loaded or breaks the contract
+     ├── UsageError               the request contradicts what is there (exit code 2)
      ├── SourceError              reading the local data to upload failed
      ├── ImageError               an image or a chain is bad data (exit code 3)
      │    ├── NotAnImage          wrong magic
@@ -96,6 +97,11 @@ class PluginError(OffsiteError):
 
     template = "plugin {plugin}: {detail}"
     fix = "upgrade or reinstall {distribution}, or switch it off with OFFSITE_DISABLED_PLUGINS"
+
+
+class UsageError(OffsiteError):
+    """The command cannot be carried out as asked: a missing folder, an output
+    that exists, options that contradict the data (exit code 2)."""
 
 
 class SourceError(OffsiteError):
@@ -337,4 +343,5 @@ __all__ = [
     "TargetError",
     "Transient",
     "UnsupportedVersion",
+    "UsageError",
 ]

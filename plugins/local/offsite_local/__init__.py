@@ -21,6 +21,7 @@ import attrs
 
 from offsite import hookimpl, paths
 from offsite.checks import Steps
+from offsite.durable import fsync_dir
 from offsite.errors import Fatal, NotFound, PermissionDenied, TargetError, Transient
 from offsite.transport import Endpoint, Readable, RemoteFile, Transfer, pump
 
@@ -36,14 +37,6 @@ class LocalConnection:
 
     def local(self, path: str) -> Path:
         return self.root / path if path else self.root
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class LocalTransport:
@@ -120,7 +113,7 @@ class LocalTransport:
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         st = final.stat()
         return RemoteFile(path, st.st_size, st.st_mtime)
 

@@ -1,0 +1,87 @@
+"""``offsite image restore``: the volume as it was at one image.
+
+The image's chain is found beside it (by states, :mod:`offsite.image.chain`)
+and merged exactly like a consolidation: for each block the newest version
+wins. Each winning payload is checked (SHA-256, decompressed length) before
+it is written. A regular-file output is written under a temporary name and
+renamed when complete, sparse where blocks are zero; a block-device output
+is written in place, zeros included.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+import zstandard
+
+from offsite.durable import fsync_dir
+from offsite.errors import UsageError
+from offsite.image.chain import ImageFile, chain_to, read_image_file, scan
+from offsite.image.consolidate import merge
+from offsite.image.reader import ImageReader
+from offsite.image.writer import temporary_path
+
+
+def find_chain(image: Path) -> list[ImageFile]:
+    """The chain from its full image to ``image``, read from ``image``'s folder.
+
+    :raises BrokenChain: the chain has a gap.
+    :raises ImageError: ``image`` is not a sound image.
+    """
+    target = read_image_file(image)
+    return chain_to(target, scan(image.parent).images)
+
+
+def restore(image: str | os.PathLike[str], output: str | os.PathLike[str], *,
+            force: bool = False) -> list[ImageFile]:
+    """Write the volume state at ``image`` to ``output``; returns the chain used.
+
+    :raises UsageError: ``output`` is one of the chain's images, or an existing
+        regular file without ``force``.
+    :raises ImageError: a break in the chain, or damaged data (nothing is
+        left under ``output`` then, unless it is a device).
+    """
+    image, output = Path(image), Path(output)
+    chain = find_chain(image)
+    restore_chain([c.path for c in chain], output, force=force)
+    return chain
+
+
+def restore_chain(paths: Sequence[Path], output: Path, *, force: bool = False) -> None:
+    """Restore the state at the end of the chain ``paths`` (full first)."""
+    device = output.exists() and stat.S_ISBLK(output.stat().st_mode)
+    if output.exists():
+        for p in paths:
+            if os.path.samefile(p, output):
+                raise UsageError(f"{output} is one of the images being restored from")
+        if not device and not force:
+            raise UsageError(f"{output} exists: pass --force to replace it")
+    readers = [ImageReader(p) for p in paths]
+    target = output if device else temporary_path(output)
+    try:
+        meta = readers[-1].meta
+        fd = os.open(target, os.O_WRONLY | (0 if device else os.O_CREAT | os.O_TRUNC), 0o600)
+        try:
+            if not device:
+                os.ftruncate(fd, meta.volume_size)  # sparse: zero blocks cost nothing
+            decompressor = zstandard.ZstdDecompressor()
+            for reader, entry in merge(readers):
+                if entry.zero and not device:
+                    continue
+                os.pwrite(fd, reader.block(entry, decompressor), entry.block * meta.block_size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if not device:
+            os.replace(target, output)
+            fsync_dir(output.parent)
+    except BaseException:
+        if not device:
+            target.unlink(missing_ok=True)
+        raise
+    finally:
+        for reader in readers:
+            reader.close()
