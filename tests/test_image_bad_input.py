@@ -239,3 +239,21 @@ def test_consolidate_refuses_damaged_input(chain: Volume, tmp_path: Path) -> Non
     assert result.exit_code == 3
     assert f"block {entry.block}" in result.stderr
     assert not out.exists()
+
+
+def test_interrupted_write_leaves_nothing(chain: Volume, tmp_path: Path) -> None:
+    from offsite.image.format import FLAG_ZSTD
+    from offsite.image.writer import ImageWriter
+
+    with ImageReader(chain.images[0]) as r:
+        meta = r.meta
+    final = tmp_path / "fresh-b001.ofi"
+
+    def write_then_fail() -> None:
+        with ImageWriter(final, meta) as writer:
+            writer.add(0, b"partial", FLAG_ZSTD, hashlib.sha256(b"partial").digest())
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
+    assert list(tmp_path.glob("*fresh*")) == [] and list(tmp_path.glob(".fresh*")) == []
