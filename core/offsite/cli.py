@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -36,15 +36,18 @@ EXIT_INTERRUPTED = 130
 @click.version_option(__version__, prog_name="offsite")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("--quiet", is_flag=True, help="Only errors on stderr; no progress display.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="OFFSITE_CONFIG",
+              help="The configuration file (default: $OFFSITE_CONFIG, else "
+              "~/.config/offsite/offsite.toml).")
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+def cli(ctx: click.Context, verbose: int, quiet: bool, config_path: str | None) -> None:
     """Replicate backup image sets to offsite targets."""
     levels = (logging.WARNING, logging.INFO, logging.DEBUG)
     level = logging.ERROR if quiet else levels[min(verbose, 2)]
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    ctx.obj = {"quiet": quiet}
+    ctx.obj = {"quiet": quiet, "ctx": _Context(config_path)}
 
 
 @cli.command()
@@ -232,3 +235,320 @@ def image_restore(image_path: str, output: str, force: bool) -> None:
         chain = restore_image(image_path, output, force=force)
         click.echo(f"restored {output} from {len(chain)} image(s): "
                    + ", ".join(c.path.name for c in chain), err=True)
+
+
+# ---------------------------------------------------------------------------
+# replication: check, plan, run, status, restore, credentials
+# ---------------------------------------------------------------------------
+
+
+class _Context:
+    """What the replication commands share: the config, and things made from it."""
+
+    def __init__(self, config_path: str | None) -> None:
+        from offsite.config import default_config_path
+
+        self.config_path = Path(config_path) if config_path else default_config_path()
+        self._config: Any = None
+        self._registry: Any = None
+
+    @property
+    def registry(self) -> Any:
+        if self._registry is None:
+            from offsite.plugins import discover
+
+            self._registry = discover()
+        return self._registry
+
+    @property
+    def config(self) -> Any:
+        if self._config is None:
+            from offsite.config import Config
+
+            schemes = [p.scheme for p in self.registry.plugins if p.status == "ok"]
+            self._config = Config.load(self.config_path, schemes=schemes)
+            for warning in self._config.warnings:
+                click.echo(f"warning: {warning}", err=True)
+        return self._config
+
+    def journal(self) -> Any:
+        from offsite.journal import Journal
+
+        return Journal(self.config.folder / "journal.sqlite")
+
+    def credentials(self) -> Any:
+        from offsite.credentials import CredentialStore
+
+        return CredentialStore(self.config.folder)
+
+    def targets(self, job: str | None, target: str | None) -> list[tuple[Any, Any]]:
+        jobs = [self.config.job(job)] if job else list(self.config.jobs)
+        return [(j, j.target(target) if target else t) for j in jobs
+                for t in ([None] if target else j.targets)]
+
+
+def _ctx() -> _Context:
+    obj: _Context = click.get_current_context().find_root().obj["ctx"]
+    return obj
+
+
+@contextlib.contextmanager
+def _replication_errors() -> Iterator[None]:
+    """Exit codes for the replication commands (docs/USAGE.md)."""
+    from offsite.errors import ConfigError, CredentialError, JournalError, PluginError
+
+    with _exit_codes():
+        try:
+            yield
+        except (ConfigError, CredentialError, JournalError, PluginError) as exc:
+            _fail(exc, EXIT_USAGE)
+
+
+@cli.command()
+@click.argument("job", required=False)
+@click.argument("target", required=False)
+def check(job: str | None, target: str | None) -> None:
+    """Check targets step by step: resolve, connect, authenticate, probe.
+
+    Every target of every job, or those of JOB, or just JOB's TARGET.
+    Exit 4 if any check failed.
+    """
+    from offsite.engine import Engine
+
+    with _replication_errors():
+        ctx = _ctx()
+        engine = Engine(ctx.config, None, ctx.credentials(), registry=ctx.registry)  # type: ignore[arg-type]
+        failed = False
+        for j, t in ctx.targets(job, target):
+            endpoint = engine.endpoint(j, t)
+            report = engine.transport(j, t).check(endpoint)
+            click.echo(f"{j.name}.{t.name}  {endpoint.url}")
+            for step in report.steps:
+                mark = "ok    " if step.ok else "FAILED"
+                click.echo(f"  {mark} {step.name:13} {step.detail}")
+                if step.error is not None:
+                    click.echo(f"         {step.error}")
+            failed |= not report.ok
+        if failed:
+            sys.exit(EXIT_CHECK_FAILED)
+
+
+def _action_json(action: Any) -> dict[str, Any]:
+    import attrs
+
+    return {"action": type(action).__name__.lower(), **attrs.asdict(action)}
+
+
+@cli.command()
+@click.argument("job", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def plan(job: str | None, as_json: bool) -> None:
+    """Show what `offsite run` would do, changing nothing."""
+    import attrs
+
+    from offsite.engine import Engine, scan_destination
+
+    with _replication_errors():
+        ctx = _ctx()
+        with ctx.journal() as journal:
+            engine = Engine(ctx.config, journal, ctx.credentials(), registry=ctx.registry)
+            doc: list[dict[str, Any]] = []
+            for j in engine.jobs([job] if job else None):
+                local = scan_destination(j.destination)
+                for t in j.targets:
+                    p = engine.plan_target(j, t, local)
+                    doc.append({"job": j.name, "target": t.name,
+                                "actions": [_action_json(a) for a in p.actions],
+                                "notes": [attrs.asdict(n) for n in p.notes],
+                                "forget": list(p.forget)})
+    if as_json:
+        click.echo(json.dumps({"plans": doc}, ensure_ascii=False, separators=(",", ":")))
+        return
+    for entry in doc:
+        click.echo(f"{entry['job']}.{entry['target']}:")
+        if not entry["actions"] and not entry["notes"]:
+            click.echo("  nothing to do")
+        for a in entry["actions"]:
+            what = " + ".join(a["sources"]) if a["action"] == "put" else ""
+            click.echo(f"  {a['action']:6} {a['remote']}" + (f"  <- {what}" if what else "")
+                       + f"  ({a['reason']})")
+        for n in entry["notes"]:
+            click.echo(f"  {n['kind']:6} {n['file']}: {n['message']}")
+
+
+@cli.command()
+@click.argument("job", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON event per line on stdout.")
+@click.pass_context
+def run(click_ctx: click.Context, job: str | None, as_json: bool) -> None:
+    """One pass over every job (or JOB) and its targets, then exit.
+
+    Exit 0 all done, 1 a target failed after its retries, 3 bad data found
+    (nothing replicated past it), 130 interrupted (the next run resumes).
+    """
+    from offsite.display import JsonLines, LogLines, ProgressDisplay
+    from offsite.engine import Engine, exit_code
+
+    quiet = click_ctx.find_root().obj["quiet"]
+    with _replication_errors():
+        ctx = _ctx()
+        with ctx.journal() as journal:
+            engine = Engine(ctx.config, journal, ctx.credentials(), registry=ctx.registry)
+            display: Any = None
+            if as_json:
+                engine.listeners.append(JsonLines(sys.stdout))
+            elif not quiet and sys.stderr.isatty():
+                display = ProgressDisplay()
+                engine.listeners.append(display)
+            elif not quiet:
+                engine.listeners.append(LogLines())
+            try:
+                if display is not None:
+                    display.start()
+                try:
+                    results = engine.run([job] if job else None)
+                except KeyboardInterrupt:
+                    engine.cancel.set()
+                    click.echo("interrupted: the next run resumes where this one stopped",
+                               err=True)
+                    sys.exit(EXIT_INTERRUPTED)
+            finally:
+                if display is not None:
+                    display.stop()
+    sys.exit(exit_code(results))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--watch", is_flag=True, help="Refresh every second until Ctrl-C.")
+def status(as_json: bool, watch: bool) -> None:
+    """Per target: state, upload in flight, bytes done/total, rate, ETA, last error."""
+    import attrs
+
+    from offsite.display import status_table
+
+    with _replication_errors():
+        ctx = _ctx()
+        with ctx.journal() as journal:
+            if as_json:
+                click.echo(json.dumps({"targets": [attrs.asdict(s) for s in journal.statuses()]},
+                                      ensure_ascii=False, separators=(",", ":")))
+                return
+            from rich.console import Console
+
+            console = Console()
+            if not watch:
+                console.print(status_table(journal.statuses()))
+                return
+            import time
+
+            from rich.live import Live
+
+            try:
+                with Live(status_table(journal.statuses()), console=console,
+                          refresh_per_second=2) as live:
+                    while True:
+                        time.sleep(1)
+                        live.update(status_table(journal.statuses()))
+            except KeyboardInterrupt:
+                return
+
+
+@cli.command("restore")
+@click.argument("job")
+@click.argument("target")
+@click.argument("image_path", metavar="IMAGE")
+@click.argument("output", type=click.Path())
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it is an existing file.")
+def restore_cmd(job: str, target: str, image_path: str, output: str, force: bool) -> None:
+    """Restore the volume at IMAGE straight from a target (the chain read via get).
+
+    IMAGE is the image's path at the target, e.g. vol-b001-i004.ofi (the
+    target's subfolder is tried first when it has one).
+    """
+    from offsite import paths
+    from offsite.engine import Engine
+    from offsite.fetch import restore_from_target
+
+    with _replication_errors():
+        ctx = _ctx()
+        j = ctx.config.job(job)
+        t = j.target(target)
+        engine = Engine(ctx.config, None, ctx.credentials(), registry=ctx.registry)  # type: ignore[arg-type]
+        with engine.transport(j, t).connect(engine.endpoint(j, t)) as session:
+            candidates = [paths.join(t.subfolder, image_path)] if t.subfolder else []
+            candidates.append(image_path)
+            from offsite.errors import NotFound
+
+            for i, candidate in enumerate(candidates):
+                try:
+                    chain = restore_from_target(session, candidate, Path(output), force=force)
+                    break
+                except NotFound:
+                    if i == len(candidates) - 1:
+                        raise
+        click.echo(f"restored {output} from {j.name}.{t.name}: "
+                   + ", ".join(c.path.name for c in chain), err=True)
+
+
+@cli.group()
+def credentials() -> None:
+    """Store, remove and list target credentials (encrypted; never on the command line)."""
+
+
+_FIELDS_BY_SCHEME = {
+    "sftp": ("password", "private_key", "passphrase"),
+    "s3": ("access_key_id", "secret_access_key"),
+}
+_SECRET_FIELDS = {"password", "passphrase", "secret_access_key", "private_key"}
+
+
+@credentials.command("set")
+@click.argument("name", metavar="JOB.TARGET")
+@click.option("--stdin", "from_stdin", is_flag=True,
+              help='Read a JSON object such as {"password": "…"} from standard input.')
+def credentials_set(name: str, from_stdin: bool) -> None:
+    """Store the credentials of JOB.TARGET, prompting for each field.
+
+    Leave a field empty to skip it. Secrets are never read from arguments.
+    """
+    with _replication_errors():
+        ctx = _ctx()
+        job, _, target = name.partition(".")
+        t = ctx.config.job(job).target(target)
+        if from_stdin:
+            try:
+                fields = json.loads(sys.stdin.read())
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"--stdin: not a JSON object: {exc.msg}") from None
+            if not isinstance(fields, dict):
+                raise UsageError("--stdin: expected a JSON object of field names to values")
+        else:
+            if not sys.stdin.isatty():
+                raise UsageError("no terminal to prompt on: use --stdin with a JSON object")
+            fields = {}
+            for field in _FIELDS_BY_SCHEME.get(t.scheme, ("password",)):
+                value = click.prompt(f"{field} (empty to skip)", default="", show_default=False,
+                                     hide_input=field in _SECRET_FIELDS)
+                if value:
+                    fields[field] = value
+        ctx.credentials().set(f"{job}.{target}", fields)
+        click.echo(f"stored {len(fields)} field(s) for {job}.{target}", err=True)
+
+
+@credentials.command("delete")
+@click.argument("name", metavar="JOB.TARGET")
+def credentials_delete(name: str) -> None:
+    """Remove the stored credentials of JOB.TARGET."""
+    with _replication_errors():
+        if not _ctx().credentials().delete(name):
+            raise UsageError(f"no credentials stored for {name}")
+        click.echo(f"deleted the credentials of {name}", err=True)
+
+
+@credentials.command("list")
+def credentials_list() -> None:
+    """List the targets that have stored credentials (names only)."""
+    with _replication_errors():
+        for name in _ctx().credentials().list():
+            click.echo(name)

@@ -5,6 +5,9 @@ The tree is shallow on purpose (after pyfilesystem2's ``fs.errors``)::
     OffsiteError
      ├── PluginError              a plugin cannot be loaded or breaks the contract
      ├── UsageError               the request contradicts what is there (exit code 2)
+     ├── ConfigError              offsite.toml is wrong: file, key path, expectation (exit 2)
+     ├── CredentialError          the credential store cannot be used (exit 2)
+     ├── JournalError             the journal cannot be opened or is too new
      ├── SourceError              reading the local data to upload failed
      ├── ImageError               an image or a chain is bad data (exit code 3)
      │    ├── NotAnImage          wrong magic
@@ -40,7 +43,7 @@ in, and the core calls it on every error that crosses the contract.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 
 class _Blank(dict[str, Any]):
@@ -102,6 +105,32 @@ class PluginError(OffsiteError):
 class UsageError(OffsiteError):
     """The command cannot be carried out as asked: a missing folder, an output
     that exists, options that contradict the data (exit code 2)."""
+
+
+class ConfigError(OffsiteError):
+    """The configuration file is wrong: names the file, the key path and what
+    was expected (exit code 2). Nothing runs on a bad configuration."""
+
+    template = "{file}: {key}: {detail}"
+
+    def __init__(self, detail: str = "", *, file: object = "?", key: str = "(file)",
+                 **fields: Any) -> None:
+        super().__init__(detail, file=str(file), key=key, **fields)
+        self.file = str(file)
+        self.key = key
+
+
+class CredentialError(OffsiteError):
+    """The credential store cannot be used: a key file with loose permissions,
+    a wrong passphrase, a tampered entry (exit code 2)."""
+
+    template = "credentials: {detail}"
+
+
+class JournalError(OffsiteError):
+    """The journal database cannot be opened or is from a newer offsite."""
+
+    template = "journal {file}: {detail}"
 
 
 class SourceError(OffsiteError):
@@ -323,15 +352,37 @@ class HostKeyRejected(Fatal):
     )
 
 
+E = TypeVar("E", bound=BaseException)
+
+
+def find_cause(exc: BaseException, kind: type[E]) -> E | None:
+    """The first exception of type ``kind`` in ``exc``'s chain of causes.
+
+    Libraries wrap what they catch; this finds, say, the damaged image behind
+    a plugin's "upload aborted", or the local read error behind it.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 __all__ = [
     "AuthError",
     "BrokenChain",
+    "ConfigError",
     "ConnectFailed",
     "CorruptImage",
+    "CredentialError",
     "Fatal",
     "HostKeyRejected",
     "ImageError",
     "IncompleteImage",
+    "JournalError",
     "NotAnImage",
     "NotFound",
     "OffsiteError",
@@ -344,4 +395,5 @@ __all__ = [
     "Transient",
     "UnsupportedVersion",
     "UsageError",
+    "find_cause",
 ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -72,15 +72,19 @@ class PluginInfo:
         return attrs.asdict(self)
 
 
-def build_manager(plugin: object, *, scheme: str, distribution: str) -> pluggy.PluginManager:
+def build_manager(plugin: object, *, scheme: str, distribution: str,
+                  wrappers: Sequence[object] = ()) -> pluggy.PluginManager:
     """Build the manager for one transport: specs, core wrappers, the plugin.
+
+    :param wrappers: this target's own hook wrappers (its bandwidth limit),
+        registered after the core's and before the transport.
 
     :raises PluginError: the plugin has a hook with a wrong signature, an
         unknown hook (typo), or lacks a required hook.
     """
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
-    for wrapper in CORE_WRAPPERS:
+    for wrapper in (*CORE_WRAPPERS, *wrappers):
         pm.register(wrapper)
 
     def refuse(detail: str) -> PluginError:
@@ -127,7 +131,8 @@ class Registry:
     def info(self, scheme: str) -> PluginInfo | None:
         return next((p for p in self.plugins if p.scheme == scheme), None)
 
-    def manager(self, scheme: str) -> tuple[PluginInfo, pluggy.PluginManager]:
+    def manager(self, scheme: str, wrappers: Sequence[object] = ()
+                ) -> tuple[PluginInfo, pluggy.PluginManager]:
         """A fresh manager for one target using ``scheme``.
 
         :raises PluginError: nothing usable handles that scheme; the message
@@ -148,7 +153,8 @@ class Registry:
                 plugin=scheme,
                 distribution=info.distribution,
             )
-        pm = build_manager(self.loaded[scheme], scheme=scheme, distribution=info.distribution)
+        pm = build_manager(self.loaded[scheme], scheme=scheme, distribution=info.distribution,
+                           wrappers=wrappers)
         return info, pm
 
 

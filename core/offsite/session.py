@@ -18,14 +18,21 @@ from __future__ import annotations
 import contextlib
 import io
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import pluggy
 
 from offsite import paths
 from offsite.checks import CheckReport, Steps
-from offsite.errors import Fatal, OffsiteError, PluginError, SourceError, TargetError
+from offsite.errors import (
+    Fatal,
+    OffsiteError,
+    PluginError,
+    SourceError,
+    TargetError,
+    find_cause,
+)
 from offsite.plugins import PluginInfo, Registry, discover
 from offsite.transport import (
     BytesSource,
@@ -48,12 +55,14 @@ class Transport:
         self.pm = pm
 
     @classmethod
-    def for_endpoint(cls, endpoint: Endpoint, registry: Registry | None = None) -> Transport:
+    def for_endpoint(cls, endpoint: Endpoint, registry: Registry | None = None,
+                     wrappers: Sequence[object] = ()) -> Transport:
         """The transport for ``endpoint``'s URL scheme.
 
+        :param wrappers: hook wrappers for this target only (a bandwidth limit).
         :raises PluginError: no usable plugin handles the scheme.
         """
-        info, pm = (registry or discover()).manager(endpoint.scheme)
+        info, pm = (registry or discover()).manager(endpoint.scheme, wrappers)
         return cls(info, pm)
 
     def __repr__(self) -> str:
@@ -154,7 +163,7 @@ class Session:
             result = call()
         except Exception as exc:
             # A library may wrap the source's own failure in one of its errors.
-            source_error = _source_error_in(exc)
+            source_error = find_cause(exc, SourceError)
             if source_error is not None and source_error is not exc:
                 raise source_error from exc
             if not isinstance(exc, OffsiteError):
@@ -243,18 +252,6 @@ class Session:
                             f"from the {len(data)} written")
         with steps.step("probe-delete", name):
             self.delete(name)
-
-
-def _source_error_in(exc: BaseException) -> SourceError | None:
-    """The :class:`SourceError` in ``exc``'s chain of causes, if any."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, SourceError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
 
 
 class _ReadStream(io.RawIOBase):

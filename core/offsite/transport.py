@@ -250,6 +250,8 @@ class Transfer:
         saved, or ``None`` to start from the beginning.
     """
 
+    source: Source
+
     def __init__(
         self,
         source: Source,

@@ -81,7 +81,7 @@ class Entry(NamedTuple):
 
 
 def utc_now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace(
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z"
     )
 
@@ -127,6 +127,14 @@ class Metadata:
     def raw_length(self, block: int) -> int:
         """The bytes block ``block`` holds (the last block may be short)."""
         return min(self.block_size, self.volume_size - block * self.block_size)
+
+    @property
+    def created_at(self) -> float:
+        """``created`` as epoch seconds (0.0 if it does not parse)."""
+        try:
+            return datetime.datetime.fromisoformat(self.created).timestamp()
+        except ValueError:
+            return 0.0
 
     @property
     def name(self) -> str:

@@ -1,0 +1,161 @@
+"""Consumers of engine events: a progress display, JSON lines, plain log lines.
+
+Data goes to stdout (``--json``: one event per line), everything for people
+to stderr. The rich display shows one bar per upload in flight with bytes,
+rate and ETA, under a line per target; it is used only on a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import attrs
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from offsite.engine import (
+    BytesProgressed,
+    DataProblem,
+    Deleted,
+    Event,
+    RetryScheduled,
+    RunDone,
+    TargetDone,
+    TargetFailed,
+    UploadDone,
+    UploadStarted,
+    event_name,
+)
+from offsite.journal import TargetStatus
+
+log = logging.getLogger("offsite")
+MiB = 1 << 20
+
+
+class JsonLines:
+    """Every event as one compact JSON object per line (``offsite run --json``)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        doc = {"event": event_name(event), "time": round(time.time(), 3), **attrs.asdict(event)}
+        with self._lock:
+            self.out.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
+            self.out.flush()
+
+
+def describe(event: Event) -> str | None:
+    """One line for a person, or None for events too frequent to print."""
+    where = f"{getattr(event, 'job', '')}.{getattr(event, 'target', '')}"
+    match event:
+        case UploadDone():
+            rate = event.size / max(event.seconds, 1e-6) / MiB
+            return (f"{where}: placed {event.remote} ({event.size / MiB:.1f} MiB, "
+                    f"{event.seconds:.1f} s, {rate:.0f} MiB/s)")
+        case UploadStarted() if event.resumed:
+            return f"{where}: resuming {event.remote}"
+        case Deleted():
+            return f"{where}: deleted {event.remote}"
+        case RetryScheduled():
+            return (f"{where}: attempt {event.attempt} failed, retrying in {event.delay:.1f} s: "
+                    f"{event.error}")
+        case DataProblem():
+            return f"{where}: {event.file}: {event.message}"
+        case TargetFailed():
+            return f"{where}: FAILED: {event.error}"
+        case TargetDone():
+            return (f"{where}: done: {event.uploaded} placed ({event.bytes / MiB:.1f} MiB), "
+                    f"{event.deleted} deleted")
+        case RunDone():
+            return f"run done (exit code {event.exit_code})"
+    return None
+
+
+class LogLines:
+    """Plain lines on stderr, for logs and pipes (no progress bars)."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True, soft_wrap=True, highlight=False)
+
+    def __call__(self, event: Event) -> None:
+        line = describe(event)
+        if line is not None:
+            self.console.print(line, markup=False)
+
+
+class ProgressDisplay:
+    """A live progress display on the terminal: a bar per upload in flight."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
+            TransferSpeedColumn(), TimeRemainingColumn(),
+            console=console or Console(stderr=True), transient=False,
+        )
+        self._tasks: dict[tuple[str, str, str], TaskID] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self.progress.start()
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            if isinstance(event, UploadStarted):
+                key = (event.job, event.target, event.remote)
+                self._tasks[key] = self.progress.add_task(
+                    f"{event.job}.{event.target} {event.remote}", total=event.size)
+            elif isinstance(event, BytesProgressed):
+                task = self._tasks.get((event.job, event.target, event.remote))
+                if task is not None:
+                    self.progress.update(task, completed=event.done)
+            elif isinstance(event, UploadDone):
+                task = self._tasks.pop((event.job, event.target, event.remote), None)
+                if task is not None:
+                    self.progress.update(task, completed=event.size)
+            else:
+                line = describe(event)
+                if line is not None and not isinstance(event, RunDone):
+                    self.progress.console.print(line, markup=False, highlight=False)
+
+
+def _size(n: int) -> str:
+    return f"{n / MiB:,.1f} MiB"
+
+
+def status_table(statuses: Sequence[TargetStatus]) -> Table:
+    """``offsite status``: one row per target, from the journal."""
+    table = Table(box=None, pad_edge=False)
+    for column in ("target", "state", "in flight", "done / total", "rate", "ETA",
+                   "last run", "last error"):
+        table.add_column(column, overflow="fold")
+    for s in statuses:
+        eta = "-"
+        if s.state == "running" and s.rate > 0 and s.bytes_total > s.bytes_done:
+            eta = f"{(s.bytes_total - s.bytes_done) / s.rate:,.0f} s"
+        last = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_run)) if s.last_run else "-"
+        row: list[Any] = [
+            f"{s.job}.{s.target}", s.state, s.current or "-",
+            f"{_size(s.bytes_done)} / {_size(s.bytes_total)}" if s.bytes_total else "-",
+            f"{s.rate / MiB:,.1f} MiB/s" if s.rate else "-", eta, last, s.last_error or "",
+        ]
+        table.add_row(*row)
+    return table

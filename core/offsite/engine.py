@@ -1,0 +1,590 @@
+"""The engine: carries out plans at targets, and says what it is doing.
+
+For each job: scan the destination once; then run its targets in priority
+order (lower first; equal priorities in parallel threads). For each target:
+
+1. connect (credentials from the store, a bandwidth limit if configured);
+2. finish the uploads the journal says were in flight, from their resume
+   tokens, before anything new;
+3. list the target, take the policy baselines, and :func:`offsite.plan.plan`;
+4. carry out the plan: images are verified before upload (a consolidation
+   is checked as it streams, straight from its inputs into ``put``), every
+   step is recorded in the journal, deletes only in mirror mode.
+
+A :class:`~offsite.errors.Transient` failure reconnects and starts again
+from step 2 (so the interrupted upload resumes), up to ``retries`` times with
+exponential backoff and jitter; authentication, permission and other fatal
+errors fail the target at once. Damaged images and broken chains are
+reported and skipped, never replicated past. One target failing never stops
+the others. Everything that happens is an :data:`Event`, delivered to the
+listeners (progress display, JSON lines, the journal's live status).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from offsite.config import Config, Job, TargetConfig
+from offsite.credentials import CredentialStore
+from offsite.errors import (
+    ConfigError,
+    CredentialError,
+    ImageError,
+    NotFound,
+    OffsiteError,
+    PluginError,
+    SourceError,
+    TargetError,
+    Transient,
+    UsageError,
+    find_cause,
+)
+from offsite.image.chain import scan
+from offsite.image.consolidate import Consolidation
+from offsite.image.verify import verify_image
+from offsite.journal import Journal, Placed
+from offsite.plan import Delete, LocalFile, Note, Options, Plan, Put, plan
+from offsite.plugins import Registry, discover
+from offsite.session import Session, Transport
+from offsite.throttle import BandwidthLimit
+from offsite.transport import Endpoint, FileSource, Readable, Source
+
+log = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------------------
+# events (DESIGN §9)
+# ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class RunStarted:
+    job: str
+    targets: tuple[str, ...]
+
+
+@attrs.frozen
+class UploadStarted:
+    job: str
+    target: str
+    remote: str
+    size: int
+    sources: tuple[str, ...]
+    resumed: bool = False
+
+
+@attrs.frozen
+class BytesProgressed:
+    job: str
+    target: str
+    remote: str
+    done: int
+    size: int
+
+
+@attrs.frozen
+class UploadDone:
+    job: str
+    target: str
+    remote: str
+    size: int
+    seconds: float
+
+
+@attrs.frozen
+class Deleted:
+    job: str
+    target: str
+    remote: str
+
+
+@attrs.frozen
+class RetryScheduled:
+    job: str
+    target: str
+    attempt: int
+    delay: float
+    error: str
+
+
+@attrs.frozen
+class DataProblem:
+    job: str
+    target: str
+    file: str
+    message: str
+
+
+@attrs.frozen
+class TargetFailed:
+    job: str
+    target: str
+    step: str
+    error: str
+
+
+@attrs.frozen
+class TargetDone:
+    job: str
+    target: str
+    uploaded: int
+    bytes: int
+    deleted: int
+
+
+@attrs.frozen
+class RunDone:
+    exit_code: int
+
+
+Event = (RunStarted | UploadStarted | BytesProgressed | UploadDone | Deleted | RetryScheduled
+         | DataProblem | TargetFailed | TargetDone | RunDone)
+Listener = Callable[[Event], None]
+
+
+def event_name(event: Event) -> str:
+    """``upload-started`` for UploadStarted, as JSON lines name them."""
+    name = type(event).__name__
+    return "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
+
+
+class Cancelled(BaseException):
+    """The run was interrupted; raised inside uploads so they stop cleanly."""
+
+
+# ---------------------------------------------------------------------------
+# results
+# ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TargetResult:
+    job: str
+    target: str
+    ok: bool
+    bad_data: bool = False
+    error: str | None = None
+    uploaded: int = 0
+    bytes: int = 0
+    deleted: int = 0
+    #: The target could not even start: credentials, plugin, configuration.
+    setup_error: bool = False
+
+
+EXIT_OK, EXIT_TARGET_FAILED, EXIT_USAGE, EXIT_BAD_DATA, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def exit_code(results: Iterable[TargetResult]) -> int:
+    """The run's exit code: 2 if a target's setup (credentials, plugin) is
+    wrong, else 3 if bad data was found, else 1 if a target failed, else 0.
+    The more an operator has to fix by hand, the higher it ranks."""
+    results = list(results)
+    if any(r.setup_error for r in results):
+        return EXIT_USAGE
+    if any(r.bad_data for r in results):
+        return EXIT_BAD_DATA
+    if any(not r.ok for r in results):
+        return EXIT_TARGET_FAILED
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# the destination
+# ---------------------------------------------------------------------------
+
+
+def scan_destination(folder: Path) -> list[LocalFile]:
+    """What the destination folder holds, as the planner sees it.
+
+    :raises UsageError: the folder does not exist or is not a folder.
+    """
+    if not folder.is_dir():
+        raise UsageError(f"destination folder {folder} does not exist or is not a folder")
+    found = scan(folder)
+    files = [LocalFile(i.path.name, i.size, i.mtime, i.meta) for i in found.images]
+    for path in found.incomplete:
+        st = path.stat()
+        files.append(LocalFile(path.name, st.st_size, st.st_mtime, status="incomplete"))
+    for path, error in found.bad:
+        st = path.stat()
+        files.append(LocalFile(path.name, st.st_size, st.st_mtime, status="bad",
+                               problem=str(error)))
+    for path in found.other:
+        st = path.stat()
+        files.append(LocalFile(path.name, st.st_size, st.st_mtime))
+    return sorted(files, key=lambda f: f.name)
+
+
+class HashingSource:
+    """A source that computes the SHA-256 of what a ``put`` read, end to end."""
+
+    def __init__(self, inner: Source) -> None:
+        self.inner = inner
+        self.sha256: str | None = None
+
+    @property
+    def size(self) -> int:
+        return self.inner.size
+
+    def open(self, offset: int = 0) -> Readable:
+        digest = hashlib.sha256()
+        if offset:  # a resumed upload: hash the part that is already there
+            with _closing(self.inner.open(0)) as head:
+                left = offset
+                while left:
+                    chunk = head.read(min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    left -= len(chunk)
+        return _HashingReader(self, self.inner.open(offset), digest)
+
+
+class _closing:
+    def __init__(self, thing: Readable) -> None:
+        self.thing = thing
+
+    def __enter__(self) -> Readable:
+        return self.thing
+
+    def __exit__(self, *exc: object) -> None:
+        self.thing.close()
+
+
+class _HashingReader:
+    def __init__(self, owner: HashingSource, inner: Readable, digest: Any) -> None:
+        self._owner, self._inner, self._digest = owner, inner, digest
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._inner.read(size)
+        if data:
+            self._digest.update(data)
+        else:
+            self._owner.sha256 = self._digest.hexdigest()
+        return data
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+# ---------------------------------------------------------------------------
+# the engine
+# ---------------------------------------------------------------------------
+
+
+class Engine:
+    """Runs jobs. One engine per process; targets run on worker threads.
+
+    :param sleep: how to wait between retries (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        journal: Journal,
+        credentials: CredentialStore | None = None,
+        *,
+        registry: Registry | None = None,
+        listeners: Sequence[Listener] = (),
+        sleep: Callable[[float], None] = time.sleep,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+    ) -> None:
+        self.config = config
+        self.journal = journal
+        self.credentials = credentials
+        self.registry = registry or discover()
+        self.listeners = list(listeners)
+        self._sleep = sleep
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.cancel = threading.Event()
+
+    def emit(self, event: Event) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken display must not break replication
+                log.exception("event listener failed on %s", event_name(event))
+
+    # -- public ---------------------------------------------------------------
+
+    def jobs(self, names: Sequence[str] | None) -> list[Job]:
+        return [self.config.job(n) for n in names] if names else list(self.config.jobs)
+
+    def endpoint(self, job: Job, target: TargetConfig) -> Endpoint:
+        creds = self.credentials.get(f"{job.name}.{target.name}") if self.credentials else {}
+        return attrs.evolve(target.endpoint, credentials=creds)
+
+    def transport(self, job: Job, target: TargetConfig) -> Transport:
+        wrappers = [BandwidthLimit(target.bwlimit)] if target.bwlimit else []
+        return Transport.for_endpoint(self.endpoint(job, target), self.registry, wrappers)
+
+    def run(self, names: Sequence[str] | None = None) -> list[TargetResult]:
+        """One pass over the jobs (all, or ``names``); returns every target's result."""
+        results: list[TargetResult] = []
+        for job in self.jobs(names):
+            results += self.run_job(job)
+        self.emit(RunDone(exit_code(results)))
+        return results
+
+    def run_job(self, job: Job) -> list[TargetResult]:
+        local = scan_destination(job.destination)
+        self.emit(RunStarted(job.name, tuple(t.name for t in job.targets)))
+        results: list[TargetResult] = []
+        for priority in sorted({t.priority for t in job.targets}):
+            group = [t for t in job.targets if t.priority == priority]
+            if self.cancel.is_set():
+                break
+            with ThreadPoolExecutor(len(group), thread_name_prefix=f"offsite-{job.name}") as pool:
+                futures = [pool.submit(self.run_target, job, t, local) for t in group]
+                results += [f.result() for f in futures]
+        return results
+
+    def plan_target(self, job: Job, target: TargetConfig,
+                    local: Sequence[LocalFile] | None = None) -> Plan:
+        """What ``run`` would do at one target (connects and lists; changes nothing)."""
+        local = scan_destination(job.destination) if local is None else local
+        with self.transport(job, target).connect(self.endpoint(job, target)) as session:
+            return self._plan(job, target, session, local, record_baselines=False)
+
+    # -- one target -------------------------------------------------------------
+
+    def run_target(self, job: Job, target: TargetConfig,
+                   local: Sequence[LocalFile]) -> TargetResult:
+        j = self.journal
+        j.set_status(job.name, target.name, state="running", current=None, bytes_done=0,
+                     bytes_total=0, rate=0.0, last_error=None)
+        tally = _Tally()
+        attempt = 0
+        try:
+            transport = self.transport(job, target)
+            endpoint = self.endpoint(job, target)
+            while True:
+                try:
+                    with transport.connect(endpoint) as session:
+                        self._work(job, target, session, local, tally)
+                    break
+                except Transient as exc:
+                    attempt += 1
+                    if attempt > target.retries:
+                        raise
+                    delay = self._backoff(attempt)
+                    self.emit(RetryScheduled(job.name, target.name, attempt, delay, str(exc)))
+                    self._wait(delay)
+        except OffsiteError as exc:
+            step = exc.step or "" if isinstance(exc, TargetError) else "setup"
+            self.emit(TargetFailed(job.name, target.name, step, str(exc)))
+            j.set_status(job.name, target.name, state="failed", current=None,
+                         last_error=str(exc), last_run=time.time())
+            return TargetResult(job.name, target.name, False, tally.bad_data, str(exc),
+                                tally.uploaded, tally.bytes, tally.deleted,
+                                setup_error=isinstance(exc, (CredentialError, PluginError,
+                                                             ConfigError)))
+        j.set_status(job.name, target.name, state="ok", current=None,
+                     last_error=tally.problem, last_run=time.time())
+        self.emit(TargetDone(job.name, target.name, tally.uploaded, tally.bytes, tally.deleted))
+        return TargetResult(job.name, target.name, True, tally.bad_data, tally.problem,
+                            tally.uploaded, tally.bytes, tally.deleted)
+
+    def _backoff(self, attempt: int) -> float:
+        delay = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
+        return delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+
+    def _wait(self, seconds: float) -> None:
+        if self.cancel.wait(0) or seconds <= 0:
+            return
+        self._sleep(seconds)
+
+    def _plan(self, job: Job, target: TargetConfig, session: Session,
+              local: Sequence[LocalFile], *, record_baselines: bool) -> Plan:
+        j, now = self.journal, time.time()
+
+        def baseline(option: str, enabled: bool) -> float | None:
+            if not enabled:
+                if record_baselines:
+                    j.clear_baseline(job.name, target.name, option)
+                return None
+            if record_baselines:
+                return j.baseline(job.name, target.name, option, now)
+            return now  # plan only: as if enabled right now, but record nothing
+
+        options = Options(
+            mirror=target.mirror,
+            types=frozenset(target.types),
+            subfolder="" if target.mirror else target.subfolder,
+            images_since=None if target.mirror else baseline("new_images_only",
+                                                             target.new_images_only),
+            sets_since=None if target.mirror else baseline("new_sets_only",
+                                                           target.new_sets_only),
+        )
+        listing = session.list(options.subfolder)
+        placed = [p for p in j.placed(job.name, target.name)
+                  if not options.subfolder or p.remote_path.startswith(options.subfolder + "/")]
+        return plan(local, placed, listing, options)
+
+    def _work(self, job: Job, target: TargetConfig, session: Session,
+              local: Sequence[LocalFile], tally: _Tally) -> None:
+        self._resume(job, target, session, tally)
+        the_plan = self._plan(job, target, session, local, record_baselines=True)
+        self.journal.forget(job.name, target.name, the_plan.forget)
+        for note in the_plan.notes:
+            self._note(job, target, note, tally)
+        broken_sets: set[str] = set()
+        for action in the_plan.actions:
+            if self.cancel.is_set():
+                raise Cancelled
+            if isinstance(action, Delete):
+                self._delete(job, target, session, action, tally)
+            elif action.set_id is None or action.set_id not in broken_sets:
+                # A damaged image stops its set: later images chain onto it.
+                ok = self._put(job, target, session, action, tally)
+                if not ok and action.set_id is not None:
+                    broken_sets.add(action.set_id)
+
+    def _note(self, job: Job, target: TargetConfig, note: Note, tally: _Tally) -> None:
+        if note.bad_data:
+            tally.bad_data = True
+            tally.problem = f"{note.file}: {note.message}"
+        self.emit(DataProblem(job.name, target.name, note.file, f"{note.kind}: {note.message}"))
+
+    def _resume(self, job: Job, target: TargetConfig, session: Session, tally: _Tally) -> None:
+        """Finish what was in flight when the last run stopped."""
+        for flight in self.journal.in_flight(job.name, target.name):
+            p = flight.placed
+            paths = [job.destination / name for name in p.sources]
+            try:
+                stats = [path.stat() for path in paths]
+            except FileNotFoundError:
+                stats = []
+            same = (stats and sum(s.st_size for s in stats) == p.source_size
+                    and max(s.st_mtime for s in stats) == p.source_mtime)
+            if not same:  # the sources changed or went: plan afresh
+                self.journal.abandon_upload(job.name, target.name, p.remote_path)
+                continue
+            action = Put(p.remote_path, p.sources, p.kind, "resumed",  # type: ignore[arg-type]
+                         p.set_id, p.seq_first, p.seq_last, p.state, p.parent_state)
+            self._put(job, target, session, action, tally, resume=flight.token)
+
+    def _source(self, job: Job, action: Put) -> Source:
+        """What to upload for ``action``, after checking every byte it comes from.
+
+        Every source image is verified whole, also the blocks a consolidation
+        will not copy (superseded by a newer image): damage anywhere in the
+        destination's chain is reported, never uploaded past. The stream is
+        then not hashed a second time.
+        """
+        paths = [job.destination / name for name in action.sources]
+        if action.kind != "other":
+            for path in paths:
+                verify_image(path)
+        if action.consolidated:
+            return Consolidation(paths, check=False)
+        return FileSource(paths[0])
+
+    def _put(self, job: Job, target: TargetConfig, session: Session, action: Put,
+             tally: _Tally, resume: Any = None) -> bool:
+        """Upload one planned file; False if its data was bad (the set stops)."""
+        j = self.journal
+        paths = [job.destination / name for name in action.sources]
+        try:
+            source = self._source(job, action)
+        except ImageError as exc:
+            self._note(job, target, Note("bad-image", exc.file, str(exc)), tally)
+            j.abandon_upload(job.name, target.name, action.remote)
+            return False
+        stats = [p.stat() for p in paths]
+        hashing = HashingSource(source)
+        placed = Placed(
+            remote_path=action.remote, size=source.size, sha256=None, kind=action.kind,
+            set_id=action.set_id, seq_first=action.seq_first, seq_last=action.seq_last,
+            state=action.state, parent_state=action.parent_state, sources=action.sources,
+            source_size=sum(s.st_size for s in stats),
+            source_mtime=max(s.st_mtime for s in stats), placed_at=time.time(),
+        )
+        if resume is None:
+            j.begin_upload(job.name, target.name, placed)
+        started = time.monotonic()
+        self.emit(UploadStarted(job.name, target.name, action.remote, source.size,
+                                action.sources, resume is not None))
+        progress = _Progress(self, job.name, target.name, action.remote, source.size)
+        try:
+            remote = session.put(
+                action.remote, hashing, resume=resume,
+                on_token=lambda token: j.save_token(job.name, target.name, action.remote,
+                                                    token, progress.done),
+                on_progress=progress,
+            )
+        except SourceError as exc:
+            cause = find_cause(exc, ImageError)
+            if cause is None:
+                raise
+            self._note(job, target, Note("bad-image", cause.file, str(cause)), tally)
+            j.abandon_upload(job.name, target.name, action.remote)
+            return False
+        finally:
+            if isinstance(source, Consolidation):
+                source.close()
+        j.finish_upload(job.name, target.name,
+                        attrs.evolve(placed, size=remote.size, sha256=hashing.sha256,
+                                     placed_at=time.time()))
+        tally.uploaded += 1
+        tally.bytes += remote.size
+        self.emit(UploadDone(job.name, target.name, action.remote, remote.size,
+                             time.monotonic() - started))
+        return True
+
+    def _delete(self, job: Job, target: TargetConfig, session: Session, action: Delete,
+                tally: _Tally) -> None:
+        with contextlib.suppress(NotFound):  # gone already: the goal is met
+            session.delete(action.remote)
+        self.journal.forget(job.name, target.name, [action.remote])
+        tally.deleted += 1
+        self.emit(Deleted(job.name, target.name, action.remote))
+
+
+@attrs.define
+class _Tally:
+    uploaded: int = 0
+    bytes: int = 0
+    deleted: int = 0
+    bad_data: bool = False
+    problem: str | None = None
+
+
+class _Progress:
+    """Turns a plugin's progress calls into events and live journal status."""
+
+    def __init__(self, engine: Engine, job: str, target: str, remote: str, size: int) -> None:
+        self.engine, self.job, self.target, self.remote, self.size = (
+            engine, job, target, remote, size)
+        self.done = 0
+        self._started = time.monotonic()
+        self._first = -1
+        self._last_status = 0.0
+
+    def __call__(self, done: int) -> None:
+        if self.engine.cancel.is_set():
+            raise Cancelled
+        if self._first < 0:
+            self._first = done
+        self.done = done
+        self.engine.emit(BytesProgressed(self.job, self.target, self.remote, done, self.size))
+        now = time.monotonic()
+        if now - self._last_status >= 0.5 or done == self.size:
+            self._last_status = now
+            elapsed = max(now - self._started, 1e-6)
+            self.engine.journal.set_status(
+                self.job, self.target, current=self.remote, bytes_done=done,
+                bytes_total=self.size, rate=(done - self._first) / elapsed)
+

@@ -1,0 +1,391 @@
+"""The planner: what one run should do at one target, as a pure function.
+
+``plan(local, placed, listing, options)`` takes values only (what the
+destination folder holds, what the journal says was placed, what the target
+lists, the target's options and policy baselines) and returns actions. It
+never touches a disk or a network, so every rule below is a fast unit test.
+
+Rules (docs/USAGE.md explains them to operators):
+
+* **Trust, but check.** A journal entry whose file is missing at the target,
+  or has another size, is forgotten and planned again (a target edited by
+  hand). Files at the target that offsite did not place are foreign: left
+  alone (except in mirror mode, which keeps an exact copy).
+* **Mirror**: put what is missing or different (size, or the source changed
+  since it was placed), delete what the destination no longer has; no
+  consolidation; filter and policy ignored. A remote file is never deleted
+  because its local counterpart is incomplete or damaged.
+* **Otherwise, per generation set** allowed by the type filter and the
+  policies: put the full image if the target lacks it; find the newest state
+  S the target's chain reaches; the destination's incrementals after S,
+  k..n, go as one image: incremental k alone, or their consolidation named
+  as n. A chain that breaks stops at the break (reported); an incomplete
+  image waits; a damaged image is reported and never sent. Nothing is
+  deleted. Other (non-image) files are copied when missing or different.
+* **Policies**: ``new_images_only`` keeps images (and other files) created at
+  or after its baseline; ``new_sets_only`` keeps generation sets whose full
+  image was created at or after its baseline; baselines come from the
+  journal (recorded when the option was first seen enabled). ``subfolder``
+  prefixes every remote path.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Literal
+
+import attrs
+
+from offsite import paths
+from offsite.image.format import Metadata
+from offsite.journal import Placed
+from offsite.transport import RemoteFile
+
+Kind = Literal["full", "incremental", "other"]
+ALL_TYPES: frozenset[str] = frozenset({"full", "incremental", "other"})
+
+
+@attrs.frozen
+class LocalFile:
+    """One file in the destination folder, as the scan saw it.
+
+    :ivar meta: the image's header; ``None`` for other files and for images
+        that could not be read.
+    :ivar status: ``ok``; ``incomplete`` (an image still being written);
+        ``bad`` (claims to be an image but is damaged: ``problem`` says why).
+    """
+
+    name: str
+    size: int
+    mtime: float
+    meta: Metadata | None = None
+    status: Literal["ok", "incomplete", "bad"] = "ok"
+    problem: str = ""
+
+    @property
+    def kind(self) -> Kind:
+        return self.meta.kind if self.meta is not None else "other"
+
+    @property
+    def created(self) -> float:
+        """When the image says it was made (other files: their mtime)."""
+        return self.meta.created_at if self.meta is not None else self.mtime
+
+
+@attrs.frozen
+class Options:
+    """What the planner needs of a target's configuration."""
+
+    mirror: bool = False
+    types: frozenset[str] = ALL_TYPES
+    subfolder: str = ""
+    #: ``new_images_only`` baseline (epoch seconds), or None when off.
+    images_since: float | None = None
+    #: ``new_sets_only`` baseline, or None when off.
+    sets_since: float | None = None
+
+
+@attrs.frozen
+class Put:
+    """Upload ``sources`` (one file as it is, or several consolidated) to ``remote``."""
+
+    remote: str
+    sources: tuple[str, ...]
+    kind: Kind
+    reason: str
+    set_id: str | None = None
+    seq_first: int | None = None
+    seq_last: int | None = None
+    state: str | None = None
+    parent_state: str | None = None
+
+    @property
+    def consolidated(self) -> bool:
+        return len(self.sources) > 1
+
+
+@attrs.frozen
+class Delete:
+    """Delete ``remote`` at the target (mirror mode only)."""
+
+    remote: str
+    reason: str
+
+
+NoteKind = Literal["waiting", "broken-chain", "bad-image", "skipped"]
+
+
+@attrs.frozen
+class Note:
+    """Something the operator should know that is not an action."""
+
+    kind: NoteKind
+    file: str
+    message: str
+
+    @property
+    def bad_data(self) -> bool:
+        """A damaged image or a broken chain: exit code 3."""
+        return self.kind in ("broken-chain", "bad-image")
+
+
+@attrs.frozen
+class Plan:
+    """The actions for one target, in order, with notes and stale journal entries."""
+
+    actions: tuple[Put | Delete, ...] = ()
+    notes: tuple[Note, ...] = ()
+    #: Journal entries that the target contradicts: forget them.
+    forget: tuple[str, ...] = ()
+
+    @property
+    def puts(self) -> tuple[Put, ...]:
+        return tuple(a for a in self.actions if isinstance(a, Put))
+
+    @property
+    def deletes(self) -> tuple[Delete, ...]:
+        return tuple(a for a in self.actions if isinstance(a, Delete))
+
+
+def plan(
+    local: Sequence[LocalFile],
+    placed: Sequence[Placed],
+    listing: Sequence[RemoteFile],
+    options: Options,
+) -> Plan:
+    """Plan one run at one target. Pure: values in, values out."""
+    remote = {f.path: f for f in listing}
+    trusted: dict[str, Placed] = {}
+    forget: list[str] = []
+    for p in placed:
+        seen = remote.get(p.remote_path)
+        if seen is None or seen.size != p.size:
+            forget.append(p.remote_path)
+        else:
+            trusted[p.remote_path] = p
+
+    notes = [_status_note(f) for f in local if f.status != "ok"]
+    usable = [f for f in local if f.status == "ok"]
+    if options.mirror:
+        actions = _mirror(usable, local, trusted, remote)
+    else:
+        actions, more = _replicate(usable, trusted, remote, options)
+        notes += more
+    return Plan(tuple(actions), tuple(notes), tuple(sorted(forget)))
+
+
+def _status_note(f: LocalFile) -> Note:
+    if f.status == "incomplete":
+        return Note("waiting", f.name, "incomplete (still being written): it waits")
+    return Note("bad-image", f.name, f.problem or "damaged image: not replicated")
+
+
+def _unchanged(f: LocalFile, seen: RemoteFile | None, placed: Placed | None) -> bool:
+    if seen is None or seen.size != f.size:
+        return False
+    if placed is None or placed.sources != (f.name,):
+        return True  # same size and nothing says otherwise
+    return placed.source_size == f.size and placed.source_mtime == f.mtime
+
+
+def _mirror(usable: Sequence[LocalFile], local: Sequence[LocalFile],
+            trusted: dict[str, Placed], remote: dict[str, RemoteFile]) -> list[Put | Delete]:
+    actions: list[Put | Delete] = []
+    for f in usable:
+        seen = remote.get(f.name)
+        if not _unchanged(f, seen, trusted.get(f.name)):
+            actions.append(_put_file(f, f.name, "missing" if seen is None else "changed"))
+    keep = {f.name for f in local}  # incomplete or damaged locally: keep the remote copy
+    actions += [Delete(path, "not at the destination") for path in sorted(remote)
+                if path not in keep]
+    return actions
+
+
+def _put_file(f: LocalFile, remote: str, reason: str) -> Put:
+    m = f.meta
+    if m is None:
+        return Put(remote, (f.name,), "other", reason)
+    return Put(remote, (f.name,), m.kind, reason, m.set_id, m.seq_first, m.seq_last,
+               m.state, m.parent_state)
+
+
+def _replicate(usable: Sequence[LocalFile], trusted: dict[str, Placed],
+               remote: dict[str, RemoteFile], options: Options
+               ) -> tuple[list[Put | Delete], list[Note]]:
+    actions: list[Put | Delete] = []
+    notes: list[Note] = []
+    since = options.images_since
+
+    def new_enough(f: LocalFile) -> bool:
+        return since is None or f.created >= since
+
+    sets: dict[str, list[LocalFile]] = defaultdict(list)
+    for f in usable:
+        if f.meta is not None:
+            sets[f.meta.set_id].append(f)
+    placed_by_set: dict[str, list[Placed]] = defaultdict(list)
+    for p in trusted.values():
+        if p.set_id is not None:
+            placed_by_set[p.set_id].append(p)
+
+    for set_id, files in sorted(sets.items(), key=lambda kv: _set_order(kv[1])):
+        full = next((f for f in files if f.kind == "full"), None)
+        started = full.created if full else min(f.created for f in files)
+        if options.sets_since is not None and started < options.sets_since:
+            continue
+        set_actions, set_notes = _replicate_set(files, full, placed_by_set[set_id], options,
+                                                new_enough)
+        actions += set_actions
+        notes += set_notes
+
+    if "other" in options.types:
+        for f in usable:
+            if f.meta is None and new_enough(f):
+                target = paths.join(options.subfolder, f.name)
+                seen = remote.get(target)
+                if not _unchanged(f, seen, trusted.get(target)):
+                    actions.append(_put_file(f, target, "missing" if seen is None else "changed"))
+    return actions, notes
+
+
+def _set_order(files: Sequence[LocalFile]) -> tuple[str, int]:
+    m = files[0].meta
+    assert m is not None
+    return m.label, m.generation
+
+
+def _replicate_set(files: list[LocalFile], full: LocalFile | None, placed: list[Placed],
+                   options: Options, allowed: Callable[[LocalFile], bool]
+                   ) -> tuple[list[Put | Delete], list[Note]]:
+    actions: list[Put | Delete] = []
+    notes: list[Note] = []
+    placed_full = next((p for p in placed if p.kind == "full"), None)
+
+    # Where does the target's chain of this set end?
+    if placed_full is not None:
+        start = placed_full.state
+    elif full is not None:
+        start = full.meta.state if full.meta else None
+    else:
+        newest = max((p for p in placed if p.kind == "incremental"),
+                     key=lambda p: p.seq_last or 0, default=None)
+        start = newest.state if newest else None
+    reached = _jump_policy_gaps(_walk_placed(start, placed), placed, files, allowed)
+
+    if placed_full is None and full is not None and "full" in options.types and allowed(full):
+        actions.append(_put_file(full, paths.join(options.subfolder, full.name), "missing"))
+
+    incrementals = sorted((f for f in files if f.kind == "incremental"),
+                          key=lambda f: (f.meta.seq_first if f.meta else 0))
+    if reached is None:
+        if incrementals:
+            notes.append(Note("broken-chain", incrementals[0].name,
+                              "no full image of this set, here or at the target: its "
+                              "incrementals cannot be restored and are not replicated"))
+        return actions, notes
+
+    chain = _walk_local(reached, incrementals)
+    chained = {f.name for f in chain}
+    covered = max((p.seq_last or 0 for p in placed if p.state == reached), default=0)
+    if full is not None and full.meta is not None and full.meta.state == reached:
+        covered = max(covered, full.meta.seq_last)
+    beyond = [f for f in incrementals if f.name not in chained
+              and f.meta is not None and f.meta.seq_first > covered]
+    if beyond:
+        last_ok = chain[-1].name if chain else "the target's last image"
+        notes.append(Note("broken-chain", beyond[0].name,
+                          f"does not apply to the state {last_ok} leaves: the chain breaks "
+                          "here; nothing from here on is replicated"))
+    if "incremental" not in options.types:
+        return actions, notes
+    for run in _runs([f for f in chain if allowed(f)], chain):
+        actions.append(_put_run(run, options.subfolder))
+    return actions, notes
+
+
+def _walk_placed(start: str | None, placed: Iterable[Placed]) -> str | None:
+    """The newest state reachable from ``start`` through placed images."""
+    if start is None:
+        return None
+    by_parent: dict[str, list[Placed]] = defaultdict(list)
+    for p in placed:
+        if p.parent_state is not None:
+            by_parent[p.parent_state].append(p)
+    state, seen = start, {start}
+    while by_parent.get(state):
+        step = max(by_parent[state], key=lambda p: p.seq_last or 0)  # furthest first
+        if step.state is None or step.state in seen:
+            break
+        state = step.state
+        seen.add(state)
+    return state
+
+
+def _jump_policy_gaps(reached: str | None, placed: Sequence[Placed],
+                      files: Sequence[LocalFile], allowed: Callable[[LocalFile], bool]
+                      ) -> str | None:
+    """Carry the target's reach across images a policy left out.
+
+    With ``new_images_only``, incrementals before the baseline are never
+    sent, so the target's chain has a gap on purpose. When the target holds
+    the run that starts right after such a gap, it has reached that run's
+    end. A gap made by deleting files at the target is different: there the
+    left-out images are allowed, so it is planned again.
+    """
+    incrementals = [f for f in files if f.kind == "incremental"]
+    while reached is not None:
+        chain = _walk_local(reached, incrementals)
+        first = next((f for f in chain if allowed(f)), None)
+        if first is None or first is chain[0] or first.meta is None:
+            return reached
+        parent = first.meta.parent_state
+        jump = _walk_placed(parent, placed)
+        if jump is None or jump == parent:
+            return reached
+        reached = jump
+    return reached
+
+
+def _walk_local(state: str, incrementals: Sequence[LocalFile]) -> list[LocalFile]:
+    """The destination's incrementals that chain on from ``state``, in order."""
+    by_parent: dict[str, list[LocalFile]] = defaultdict(list)
+    for f in incrementals:
+        if f.meta is not None and f.meta.parent_state is not None:
+            by_parent[f.meta.parent_state].append(f)
+    chain: list[LocalFile] = []
+    seen = {state}
+    while by_parent.get(state):
+        # The finest step first: a plain incremental rather than a consolidation.
+        step = min(by_parent[state], key=lambda f: f.meta.seq_last if f.meta else 0)
+        if step.meta is None or step.meta.state in seen:
+            break
+        chain.append(step)
+        state = step.meta.state
+        seen.add(state)
+    return chain
+
+
+def _runs(keep: Sequence[LocalFile], chain: Sequence[LocalFile]) -> list[list[LocalFile]]:
+    """Split the kept images into runs that are contiguous in the chain."""
+    position = {f.name: i for i, f in enumerate(chain)}
+    runs: list[list[LocalFile]] = []
+    for f in keep:
+        if runs and position[f.name] == position[runs[-1][-1].name] + 1:
+            runs[-1].append(f)
+        else:
+            runs.append([f])
+    return runs
+
+
+def _put_run(run: Sequence[LocalFile], subfolder: str) -> Put:
+    first, last = run[0].meta, run[-1].meta
+    assert first is not None and last is not None
+    if len(run) == 1:
+        reason = f"incremental {first.seq_first} pending"
+    else:
+        reason = (f"incrementals {first.seq_first}..{last.seq_last} pending: "
+                  f"consolidated into one named as {last.seq_last}")
+    return Put(paths.join(subfolder, run[-1].name), tuple(f.name for f in run), "incremental",
+               reason, first.set_id, first.seq_first, last.seq_last, last.state,
+               first.parent_state)

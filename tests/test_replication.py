@@ -1,0 +1,425 @@
+"""End to end: jobs with file:// targets, through the CLI and the engine.
+
+The seed's own example first: base + incrementals 1-3 at the destination give
+base + one incremental named as #3 covering 1-3 at the target; incremental 4
+then goes alone; restoring point 4 from the target gives exactly the bytes of
+point 4 restored from the destination.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from offsite.cli import cli
+from offsite.config import Config
+from offsite.engine import (
+    Cancelled,
+    DataProblem,
+    Engine,
+    Event,
+    RetryScheduled,
+    UploadDone,
+    UploadStarted,
+)
+from offsite.image import ImageReader, restore
+from offsite.journal import Journal
+from offsite.testing.images import Volume, flip_byte
+
+BS = 16 * 1024
+MakeDist = Callable[..., str]
+
+
+class Site:
+    """A destination with a volume's images, a config folder, and target folders."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dest = root / "destination"
+        self.dest.mkdir()
+        self.conf_dir = root / "conf"
+        self.conf_dir.mkdir()
+        self.config = self.conf_dir / "offsite.toml"
+        self.vol = Volume(root / "volume.raw", 40 * BS + 1234, seed=7)
+
+    def image(self, *, full: bool = False) -> Path:
+        if self.vol.images and not full:
+            self.vol.scribble(3, 2 * BS)
+            self.vol.zero(self.vol.random.randrange(30) * BS, BS)
+        return self.vol.image(self.dest, block_size=BS, full=full)
+
+    def target(self, name: str) -> Path:
+        return self.root / "targets" / name
+
+    def configure(self, *targets: str, job: str = "nightly") -> None:
+        body = "".join(textwrap.dedent(t) for t in targets)
+        self.config.write_text(f'[[job]]\nname = "{job}"\ndestination = "{self.dest}"\n{body}')
+
+    def one_target(self, folder: Path, extra: str = "") -> None:
+        """A job with one local target named "t" (plus ``extra`` TOML lines)."""
+        self.configure(f'[[job.target]]\nname = "t"\nurl = "{folder.as_uri()}"\n{extra}\n')
+
+    def cli(self, *args: str, code: int | None = 0) -> Result:
+        result = CliRunner().invoke(cli, ["--config", str(self.config), *args])
+        if code is not None:
+            assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+        return result
+
+    def engine(self, events: list[Event] | None = None, **kw: object) -> Engine:
+        listeners = [events.append] if events is not None else []
+        return Engine(Config.load(self.config), Journal(self.conf_dir / "journal.sqlite"),
+                      None, listeners=listeners, sleep=lambda s: None, **kw)  # type: ignore[arg-type]
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if p.is_file() and not p.name.startswith("."))
+
+
+def seq(path: Path) -> tuple[int, int]:
+    with ImageReader(path) as r:
+        return r.meta.seq_first, r.meta.seq_last
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return Site(tmp_path)
+
+
+def test_seed_example_end_to_end(site: Site, tmp_path: Path) -> None:
+    for _ in range(4):
+        site.image()
+    t = site.target("vault")
+    site.configure(f'''
+        [[job.target]]
+        name = "vault"
+        url = "{t.as_uri()}"
+    ''')
+    site.cli("run")
+    assert files(t) == ["vol-b001-i003.ofi", "vol-b001.ofi"]
+    assert seq(t / "vol-b001-i003.ofi") == (1, 3)
+
+    site.image()  # incremental 4
+    out = site.cli("run", "--json").stdout.splitlines()
+    done = [json.loads(line) for line in out if '"upload-done"' in line]
+    assert [d["remote"] for d in done] == ["vol-b001-i004.ofi"]
+    assert files(t) == ["vol-b001-i003.ofi", "vol-b001-i004.ofi", "vol-b001.ofi"]
+
+    site.cli("restore", "nightly", "vault", "vol-b001-i004.ofi", str(tmp_path / "from-target"))
+    restore(site.dest / "vol-b001-i004.ofi", tmp_path / "from-destination")
+    assert (tmp_path / "from-target").read_bytes() == (tmp_path / "from-destination").read_bytes()
+    assert (tmp_path / "from-target").read_bytes() == site.vol.states[4]
+
+    again = site.cli("run", "--json").stdout
+    assert '"upload-done"' not in again, "nothing to do the third time"
+    status = json.loads(site.cli("status", "--json").stdout)["targets"]
+    assert [(s["job"], s["target"], s["state"]) for s in status] == [("nightly", "vault", "ok")]
+
+
+def test_three_targets_with_different_options(site: Site) -> None:
+    for _ in range(3):
+        site.image()
+    (site.dest / "notes.txt").write_text("runbook")
+    a, b, c = site.target("a"), site.target("b"), site.target("c")
+    site.configure(f'''
+        [[job.target]]
+        name = "consolidating"
+        url = "{a.as_uri()}"
+        priority = 1
+        [[job.target]]
+        name = "mirror"
+        url = "{b.as_uri()}"
+        priority = 2
+        mirror = true
+        [[job.target]]
+        name = "fulls"
+        url = "{c.as_uri()}"
+        priority = 2
+        types = ["full", "other"]
+        subfolder = "site-a/nightly"
+    ''')
+    site.cli("run")
+    assert files(a) == ["notes.txt", "vol-b001-i002.ofi", "vol-b001.ofi"]
+    assert seq(a / "vol-b001-i002.ofi") == (1, 2)
+    assert files(b) == ["notes.txt", "vol-b001-i001.ofi", "vol-b001-i002.ofi", "vol-b001.ofi"]
+    assert files(c) == ["site-a/nightly/notes.txt", "site-a/nightly/vol-b001.ofi"]
+
+
+def test_mirror_deletes_at_the_target(site: Site) -> None:
+    site.image()
+    (site.dest / "old.txt").write_text("x")
+    m, n = site.target("m"), site.target("n")
+    site.configure(f'''
+        [[job.target]]
+        name = "m"
+        url = "{m.as_uri()}"
+        mirror = true
+        [[job.target]]
+        name = "n"
+        url = "{n.as_uri()}"
+    ''')
+    site.cli("run")
+    (m / "stray.bin").write_text("not from the destination")
+    (site.dest / "old.txt").unlink()
+    site.cli("run")
+    assert files(m) == ["vol-b001.ofi"]
+    assert files(n) == ["old.txt", "vol-b001.ofi"], "only mirror mode deletes"
+
+
+def test_new_images_only(site: Site) -> None:
+    site.image()
+    site.image()
+    t = site.target("t")
+    site.one_target(t, "new_images_only = true\n")
+    site.cli("run")  # records the baseline: what exists now is not new
+    assert files(t) == []
+    site.image()
+    site.cli("run")
+    assert files(t) == ["vol-b001-i002.ofi"]
+    site.image()
+    site.cli("run")
+    assert files(t) == ["vol-b001-i002.ofi", "vol-b001-i003.ofi"]
+
+
+def test_new_sets_only(site: Site) -> None:
+    site.image()
+    site.image()
+    t = site.target("t")
+    site.one_target(t, "new_sets_only = true\n")
+    site.cli("run")
+    assert files(t) == []
+    site.image(full=True)
+    site.image()
+    site.cli("run")
+    assert files(t) == ["vol-b002-i001.ofi", "vol-b002.ofi"]
+
+
+def test_corrupt_image_is_refused_before_upload(site: Site) -> None:
+    for _ in range(4):
+        site.image()
+    with ImageReader(site.vol.images[2]) as r:
+        entry = next(e for e in r.entries() if e.length)
+    flip_byte(site.vol.images[2], entry.offset + 3)
+    t = site.target("t")
+    site.one_target(t)
+    result = site.cli("run", code=3)
+    assert "vol-b001-i002.ofi" in result.stderr and "SHA-256" in result.stderr
+    assert files(t) == ["vol-b001.ofi"], "nothing built from the damaged image is placed"
+
+
+def test_broken_chain_is_not_replicated_past(site: Site) -> None:
+    for _ in range(4):
+        site.image()
+    site.vol.images[2].unlink()  # incremental 2 is gone: 3 applies to nothing
+    t = site.target("t")
+    site.one_target(t)
+    result = site.cli("run", code=3)
+    assert "vol-b001-i003.ofi" in result.stderr and "chain breaks" in result.stderr
+    assert files(t) == ["vol-b001-i001.ofi", "vol-b001.ofi"]
+
+
+def test_interrupted_upload_resumes(site: Site) -> None:
+    site.image()
+    t = site.target("t")
+    site.one_target(t)
+    events: list[Event] = []
+    engine = site.engine(events)
+    seen = 0
+
+    def crash(event: Event) -> None:
+        nonlocal seen
+        if type(event).__name__ == "BytesProgressed":
+            seen += 1
+            if seen == 1:
+                engine.cancel.set()  # like Ctrl-C after the first chunk
+
+    engine.listeners.append(crash)
+    with pytest.raises(Cancelled):
+        engine.run()
+    assert files(t) == []
+    with Journal(site.conf_dir / "journal.sqlite") as j:
+        assert [f.placed.remote_path for f in j.in_flight("nightly", "t")] == ["vol-b001.ofi"]
+
+    events2: list[Event] = []
+    site.engine(events2).run()
+    started = [e for e in events2 if isinstance(e, UploadStarted)]
+    assert [(e.remote, e.resumed) for e in started] == [("vol-b001.ofi", True)]
+    assert (t / "vol-b001.ofi").read_bytes() == site.vol.images[0].read_bytes()
+
+
+FLAKY = '''
+from offsite import hookimpl
+from offsite.errors import AuthError, Transient
+from offsite_local import LocalTransport
+
+FAILURES = {"put": %d}
+
+class Flaky(LocalTransport):
+    @hookimpl
+    def put(self, conn, path, transfer):
+        if FAILURES["put"] > 0:
+            FAILURES["put"] -= 1
+            raise Transient("connection reset by peer")
+        return super().put(conn, path, transfer)
+
+class Locked(LocalTransport):
+    @hookimpl
+    def connect(self, endpoint, steps):
+        with steps.step("auth", endpoint.username):
+            raise AuthError("user locked out")
+
+plugin = Flaky()
+locked = Locked()
+'''
+
+
+@pytest.mark.parametrize(("failures", "retries", "ok"), [(2, 3, True), (2, 1, False)])
+def test_transient_errors_are_retried(site: Site, make_dist: MakeDist, failures: int,
+                                      retries: int, ok: bool) -> None:
+    make_dist("offsite-flaky", FLAKY % failures, schemes={"flaky": "plugin"})
+    site.image()
+    t = site.target("t")
+    site.configure(f'''
+        [[job.target]]
+        name = "t"
+        url = "flaky://{t}"
+        retries = {retries}
+    ''')
+    events: list[Event] = []
+    (result,) = site.engine(events).run()
+    retried = [e for e in events if isinstance(e, RetryScheduled)]
+    assert result.ok is ok
+    assert len(retried) == min(failures, retries)
+    assert all(e.delay > 0 for e in retried), "backoff waits"
+    assert files(t) == (["vol-b001.ofi"] if ok else [])
+
+
+def test_auth_errors_fail_fast_and_other_targets_still_run(site: Site,
+                                                           make_dist: MakeDist) -> None:
+    make_dist("offsite-locked", FLAKY % 0, schemes={"locked": "locked"})
+    site.image()
+    good = site.target("good")
+    site.configure(f'''
+        [[job.target]]
+        name = "bad"
+        url = "locked://user@localhost{site.target('bad')}"
+        retries = 5
+        [[job.target]]
+        name = "good"
+        url = "{good.as_uri()}"
+        priority = 2
+    ''')
+    events: list[Event] = []
+    results = site.engine(events).run()
+    assert [(r.target, r.ok) for r in results] == [("bad", False), ("good", True)]
+    assert not [e for e in events if isinstance(e, RetryScheduled)], "no retry on auth"
+    assert files(good) == ["vol-b001.ofi"]
+    assert "auth failed" in (results[0].error or "")
+
+
+def test_bwlimit_wraps_every_put(site: Site) -> None:
+    from offsite.throttle import BandwidthLimit
+
+    site.image()
+    t = site.target("t")
+    site.one_target(t, 'bwlimit = "64K"')
+    engine = site.engine()
+    job = engine.config.jobs[0]
+    transport = engine.transport(job, job.targets[0])
+    (limit,) = [p for p in transport.pm.get_plugins() if isinstance(p, BandwidthLimit)]
+    waited: list[float] = []
+    limit.bucket._sleep = waited.append  # record the pauses instead of sleeping
+    with transport.connect(engine.endpoint(job, job.targets[0])) as session:
+        from offsite.transport import FileSource
+
+        session.put("x.ofi", FileSource(site.vol.images[0]))
+    size = site.vol.images[0].stat().st_size
+    # One second of burst is free; the rest must wait at 64 KiB/s.
+    assert sum(waited) == pytest.approx((size - 64 * 1024) / (64 * 1024), rel=0.2)
+
+
+def test_plan_changes_nothing(site: Site) -> None:
+    site.image()
+    site.image()
+    t = site.target("t")
+    site.one_target(t)
+    doc = json.loads(site.cli("plan", "--json").stdout)["plans"]
+    assert [a["remote"] for a in doc[0]["actions"]] == ["vol-b001.ofi", "vol-b001-i001.ofi"]
+    assert files(t) == []
+    text = site.cli("plan").stdout
+    assert "put    vol-b001-i001.ofi" in text
+
+
+# -- bad input -----------------------------------------------------------------------
+
+
+def test_malformed_config_names_file_and_key(site: Site) -> None:
+    site.config.write_text('[[job]]\nname = "n"\ndestination = "/x"\n[[job.target]]\n'
+                           'name = "t"\nurl = "file:///t"\nretries = "three"\n')
+    result = site.cli("run", code=2)
+    assert str(site.config) in result.stderr and "job[0].target[0].retries" in result.stderr
+
+
+def test_missing_destination(site: Site) -> None:
+    site.one_target(site.target('t'))
+    site.dest.rename(site.root / "moved")
+    result = site.cli("run", code=2)
+    assert "destination folder" in result.stderr and "does not exist" in result.stderr
+
+
+def test_target_folder_that_is_a_file(site: Site) -> None:
+    site.image()
+    blocker = site.root / "blocker"
+    blocker.write_text("a file")
+    site.configure(f'''
+        [[job.target]]
+        name = "t"
+        url = "{blocker.as_uri()}"
+    ''')
+    result = site.cli("run", code=1)
+    assert "is a file where a folder is needed" in result.stderr
+    check = site.cli("check", code=4)
+    assert "FAILED folder" in check.stdout
+    assert sorted(os.listdir(site.dest)) == [".vol-b001.ofimap", "vol-b001.ofi"]
+
+
+def test_loose_key_file_is_refused(site: Site) -> None:
+    site.one_target(site.target('t'))
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["--config", str(site.config), "credentials", "set", "nightly.t",
+                             "--stdin"], input='{"password": "s3cret-pw"}')
+    assert ok.exit_code == 0, ok.stderr
+    assert "s3cret-pw" not in ok.stdout + ok.stderr
+    assert site.cli("credentials", "list").stdout.split() == ["nightly.t"]
+    (site.conf_dir / "key").chmod(0o644)
+    result = site.cli("run", code=2)
+    assert "0644" in result.stderr and "chmod 600" in result.stderr
+
+
+def test_wrong_passphrase(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    site.one_target(site.target('t'))
+    monkeypatch.setenv("OFFSITE_PASSPHRASE", "correct horse")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--config", str(site.config), "credentials", "set", "nightly.t",
+                               "--stdin"], input='{"password": "pw"}').exit_code == 0
+    monkeypatch.setenv("OFFSITE_PASSPHRASE", "wrong horse")
+    result = site.cli("run", code=2)
+    assert "wrong passphrase" in result.stderr
+
+
+def test_data_problem_events_name_the_file(site: Site) -> None:
+    site.image()
+    (site.dest / "vol-b001-i001.ofi").write_bytes(b"OFIMAGE\x00" + b"\x01" * 40)
+    t = site.target("t")
+    site.one_target(t)
+    events: list[Event] = []
+    site.engine(events).run()
+    problems = [e for e in events if isinstance(e, DataProblem)]
+    assert [p.file for p in problems] == ["vol-b001-i001.ofi"]
+    assert [e.remote for e in events if isinstance(e, UploadDone)] == ["vol-b001.ofi"]
