@@ -1,43 +1,52 @@
-"""The offsite demo: what works today, with no servers.
+"""The offsite demo: a real replication job on local folders, no servers needed.
 
-1. Lists the installed target plugins.
-2. Makes a 64 MiB sample volume and images it: a full image, then three
-   incrementals after changing it (``offsite image create``), and verifies
-   the set (``offsite image verify``).
-3. Checks a fresh ``file://`` target step by step.
-4. Replicates the set the way the engine will: the full image as it is, and
-   incrementals 1-3 consolidated into one image named like #3, streamed
-   straight from the three inputs into the target's ``put`` (no temporary
-   file), with a progress bar.
-5. Restores point 3 from the target and compares it byte for byte with the
-   volume as it was at point 3.
+It runs the ``offsite`` command line exactly as an operator would, printing
+each command first:
 
-Later issues grow this into the full replication demo (jobs, planner,
-engine, journal, ``offsite run``).
+1. a 64 MiB sample volume, imaged: a full image and three incrementals;
+2. a job with two local targets: "vault" (consolidating) and "mirror"
+   (an exact copy), checked step by step;
+3. ``offsite run``: the vault receives the full image plus ONE incremental
+   named as #3 that covers 1-3; the mirror receives all four images;
+4. incremental 4 is created and ``offsite run`` again sends only #4;
+5. point 4 is restored straight from the vault and compared byte for byte
+   with the volume, and ``offsite status`` shows both targets.
+
+Everything lives in a temporary folder (printed at the end); the user's own
+configuration is not touched.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import random
+import shlex
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
-from offsite.image import Consolidation, create, restore, verify
-from offsite.plugins import discover
-from offsite.session import Transport
-from offsite.transport import Endpoint, FileSource
-
 MiB = 1 << 20
-console = Console(stderr=True, soft_wrap=True)
+OFFSITE = str(Path(sys.executable).with_name("offsite"))
+BOLD, DIM, GREEN, RED, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[0m"
+if not sys.stderr.isatty():
+    BOLD = DIM = GREEN = RED = RESET = ""
 
 
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def say(text: str) -> None:
+    print(f"\n{BOLD}== {text}{RESET}", file=sys.stderr, flush=True)
+
+
+def offsite(*args: str, env: dict[str, str], capture: bool = False) -> str:
+    shown = " ".join(shlex.quote(a) for a in ("offsite", *args))
+    print(f"{DIM}$ {shown}{RESET}", file=sys.stderr, flush=True)
+    result = subprocess.run([OFFSITE, *args], env=env, text=True, check=False,
+                            stdout=subprocess.PIPE if capture else None)
+    if result.returncode != 0:
+        sys.exit(f"{RED}'{shown}' exited with {result.returncode}{RESET}")
+    return result.stdout or ""
 
 
 def make_volume(path: Path, rnd: random.Random) -> None:
@@ -50,71 +59,88 @@ def make_volume(path: Path, rnd: random.Random) -> None:
                 f.write((b" ".join(rnd.choices(words, k=MiB // 6)))[:MiB])
 
 
-def change(path: Path, rnd: random.Random, blocks: int) -> None:
+def change(path: Path, rnd: random.Random) -> None:
     with open(path, "r+b") as f:
-        for _ in range(blocks):
+        for _ in range(12):
             f.seek(rnd.randrange(64) * MiB + rnd.randrange(MiB // 2))
             f.write(rnd.randbytes(rnd.randrange(1000, 300_000)))
 
 
-def main() -> int:
-    registry = discover()
-    console.rule("installed target plugins  (offsite targets)")
-    for p in registry.plugins:
-        console.print(f"  {p.scheme:8} {p.distribution} {p.version}  {p.status} {p.reason}")
+def show_target(folder: Path, env: dict[str, str]) -> None:
+    for path in sorted(folder.rglob("*.ofi")):
+        info = json.loads(subprocess.run([OFFSITE, "image", "info", "--json", str(path)],
+                                         env=env, text=True, capture_output=True,
+                                         check=True).stdout)
+        covers = ("full" if info["kind"] == "full"
+                  else f"incremental {info['seq_first']}..{info['seq_last']}")
+        print(f"   {folder.name}/{path.name:22} {path.stat().st_size / MiB:5.1f} MiB  {covers}",
+              file=sys.stderr)
 
+
+def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="offsite-demo-"))
     rnd = random.Random(2026)
+    env = {**os.environ, "OFFSITE_CONFIG": str(work / "config" / "offsite.toml")}
     volume, destination = work / "volume.raw", work / "destination"
+    vault, mirror = work / "targets" / "vault", work / "targets" / "mirror"
     destination.mkdir()
-    console.rule("a volume and its image set  (offsite image create, verify)")
+    (work / "config").mkdir()
+
+    say("installed target plugins")
+    offsite("targets", env=env)
+
+    say("a 64 MiB volume, imaged four times: a full, then incrementals 1-3")
     make_volume(volume, rnd)
-    images = [create(volume, destination, label="demo", block_size=256 * 1024)]
+    offsite("image", "create", str(volume), str(destination), "--label", "vol",
+            "--block-size", "256K", env=env)
     for _ in range(3):
-        change(volume, rnd, 12)
-        images.append(create(volume, destination, label="demo"))
-    at_point_3 = hashlib.sha256(volume.read_bytes()).hexdigest()
-    for image in images:
-        console.print(f"  {image.name:22} {image.stat().st_size / MiB:6.1f} MiB")
-    report = verify([destination])
-    console.print(f"  verify: {len(report.ok)} images sound, {len(report.problems)} problems")
-    if not report.clean:
-        return 3
+        change(volume, rnd)
+        offsite("image", "create", str(volume), str(destination), "--label", "vol", env=env)
+    offsite("image", "verify", str(destination), env=env)
 
-    endpoint = Endpoint.from_url((work / "offsite target").as_uri(), name="demo")
-    transport = Transport.for_endpoint(endpoint, registry)
-    console.rule(f"check {endpoint.url}")
-    check = transport.check(endpoint)
-    for step in check.steps:
-        mark = "[green]ok[/]" if step.ok else f"[red]failed[/]: {step.error}"
-        console.print(f"  {step.name:13} {mark}  [dim]{step.detail}[/]")
-    if not check.ok:
-        return 4
+    say("a job with two local targets: one consolidating, one mirror")
+    Path(env["OFFSITE_CONFIG"]).write_text(f'''\
+[[job]]
+name = "demo"
+destination = "{destination}"
 
-    console.rule("replicate: the full, and 1..3 consolidated into one, streamed")
-    with transport.connect(endpoint) as session, Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), console=console,
-    ) as bar, Consolidation(images[1:]) as merged:
-        uploads = [(images[0].name, FileSource(images[0])), (images[3].name, merged)]
-        for name, source in uploads:
-            task = bar.add_task(f"put {name}", total=source.size)
-            session.put(f"demo/{name}", source,
-                        on_progress=lambda done, t=task: bar.update(t, completed=done))
-        bar.stop()
-        for f in session.list():
-            console.print(f"  target holds {f.path:28} {f.size / MiB:6.1f} MiB")
-    console.print(f"  (three incrementals, {sum(i.stat().st_size for i in images[1:]) / MiB:.1f}"
-                  f" MiB, became one of {merged.size / MiB:.1f} MiB)")
+  [[job.target]]
+  name = "vault"
+  url = "{vault.as_uri()}"
+  priority = 1
 
-    console.rule("restore point 3 from the target  (offsite image restore)")
+  [[job.target]]
+  name = "mirror"
+  url = "{mirror.as_uri()}"
+  priority = 1
+  mirror = true
+''')
+    print(Path(env["OFFSITE_CONFIG"]).read_text(), file=sys.stderr)
+    offsite("check", env=env)
+
+    say("replicate (the vault gets the full image and ONE incremental covering 1-3)")
+    offsite("plan", env=env)
+    offsite("run", env=env)
+    show_target(vault, env)
+    show_target(mirror, env)
+
+    say("incremental 4 appears; the next run sends only #4")
+    change(volume, rnd)
+    offsite("image", "create", str(volume), str(destination), "--label", "vol", env=env)
+    offsite("run", env=env)
+    show_target(vault, env)
+
+    say("restore point 4 straight from the vault and compare the bytes")
     restored = work / "restored.raw"
-    restore(work / "offsite target" / "demo" / images[3].name, restored)
-    same = digest(restored) == at_point_3
-    verdict = "[green]identical[/]" if same else "[red]DIFFERENT[/]"
-    console.print(f"  sha256 at point 3   {at_point_3}\n"
-                  f"  sha256 restored     {digest(restored)}\n  {verdict}")
-    console.print(f"  (files left in {work})")
+    offsite("restore", "demo", "vault", "vol-b001-i004.ofi", str(restored), env=env)
+    want = hashlib.sha256(volume.read_bytes()).hexdigest()
+    got = hashlib.sha256(restored.read_bytes()).hexdigest()
+    print(f"   sha256 of the volume at point 4      {want}\n"
+          f"   sha256 restored from the vault       {got}", file=sys.stderr)
+    same = want == got
+    print(f"   {GREEN + 'identical' if same else RED + 'DIFFERENT'}{RESET}", file=sys.stderr)
+    offsite("status", env=env)
+    print(f"\n(everything is in {work})", file=sys.stderr)
     return 0 if same else 1
 
 

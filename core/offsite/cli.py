@@ -405,9 +405,11 @@ def run(click_ctx: click.Context, job: str | None, as_json: bool) -> None:
             try:
                 if display is not None:
                     display.start()
+                from offsite.engine import Cancelled
+
                 try:
                     results = engine.run([job] if job else None)
-                except KeyboardInterrupt:
+                except (KeyboardInterrupt, Cancelled):
                     engine.cancel.set()
                     click.echo("interrupted: the next run resumes where this one stopped",
                                err=True)
@@ -436,7 +438,8 @@ def status(as_json: bool, watch: bool) -> None:
                 return
             from rich.console import Console
 
-            console = Console()
+            # Not a terminal (a pipe, a log): lines as wide as they need to be.
+            console = Console() if sys.stdout.isatty() else Console(width=250)
             if not watch:
                 console.print(status_table(journal.statuses()))
                 return

@@ -146,16 +146,18 @@ def status_table(statuses: Sequence[TargetStatus]) -> Table:
     table = Table(box=None, pad_edge=False)
     for column in ("target", "state", "in flight", "done / total", "rate", "ETA",
                    "last run", "last error"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column != "last error")
     for s in statuses:
+        running = s.state == "running" and s.current is not None
         eta = "-"
-        if s.state == "running" and s.rate > 0 and s.bytes_total > s.bytes_done:
+        if running and s.rate > 0 and s.bytes_total > s.bytes_done:
             eta = f"{(s.bytes_total - s.bytes_done) / s.rate:,.0f} s"
         last = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_run)) if s.last_run else "-"
         row: list[Any] = [
-            f"{s.job}.{s.target}", s.state, s.current or "-",
-            f"{_size(s.bytes_done)} / {_size(s.bytes_total)}" if s.bytes_total else "-",
-            f"{s.rate / MiB:,.1f} MiB/s" if s.rate else "-", eta, last, s.last_error or "",
+            f"{s.job}.{s.target}", s.state, s.current if running else "-",
+            f"{_size(s.bytes_done)} / {_size(s.bytes_total)}" if running else "-",
+            f"{s.rate / MiB:,.1f} MiB/s" if running and s.rate else "-", eta, last,
+            s.last_error or "",
         ]
         table.add_row(*row)
     return table

@@ -309,6 +309,8 @@ class Engine:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.cancel = threading.Event()
+        self._verified: set[tuple[str, int, int]] = set()
+        self._verified_lock = threading.Lock()
 
     def emit(self, event: Event) -> None:
         for listener in self.listeners:
@@ -348,7 +350,13 @@ class Engine:
                 break
             with ThreadPoolExecutor(len(group), thread_name_prefix=f"offsite-{job.name}") as pool:
                 futures = [pool.submit(self.run_target, job, t, local) for t in group]
-                results += [f.result() for f in futures]
+                try:
+                    results += [f.result() for f in futures]
+                except BaseException:
+                    # Ctrl-C (or a crash) here: tell the uploads to stop now,
+                    # before the pool waits for them.
+                    self.cancel.set()
+                    raise
         return results
 
     def plan_target(self, job: Job, target: TargetConfig,
@@ -382,6 +390,10 @@ class Engine:
                     delay = self._backoff(attempt)
                     self.emit(RetryScheduled(job.name, target.name, attempt, delay, str(exc)))
                     self._wait(delay)
+        except Cancelled:
+            j.set_status(job.name, target.name, state="idle", current=None,
+                         last_error="interrupted: the next run resumes", last_run=time.time())
+            raise
         except OffsiteError as exc:
             step = exc.step or "" if isinstance(exc, TargetError) else "setup"
             self.emit(TargetFailed(job.name, target.name, step, str(exc)))
@@ -417,7 +429,9 @@ class Engine:
                 return None
             if record_baselines:
                 return j.baseline(job.name, target.name, option, now)
-            return now  # plan only: as if enabled right now, but record nothing
+            # plan only: the recorded baseline, or "now" as if enabled this moment
+            recorded = j.recorded_baseline(job.name, target.name, option)
+            return now if recorded is None else recorded
 
         options = Options(
             mirror=target.mirror,
@@ -487,10 +501,21 @@ class Engine:
         paths = [job.destination / name for name in action.sources]
         if action.kind != "other":
             for path in paths:
-                verify_image(path)
+                self._verify_once(path)
         if action.consolidated:
             return Consolidation(paths, check=False)
         return FileSource(paths[0])
+
+    def _verify_once(self, path: Path) -> None:
+        """verify_image, once per file version per engine (targets share it)."""
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        with self._verified_lock:
+            if key in self._verified:
+                return
+        verify_image(path)
+        with self._verified_lock:
+            self._verified.add(key)
 
     def _put(self, job: Job, target: TargetConfig, session: Session, action: Put,
              tally: _Tally, resume: Any = None) -> bool:

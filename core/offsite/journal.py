@@ -611,6 +611,14 @@ class Journal:
             ).fetchone()
         return float(row["recorded"])
 
+    def recorded_baseline(self, job: str, target: str, option: str) -> float | None:
+        """The baseline of ``option`` if one is recorded; records nothing."""
+        rows = self._read(
+            "SELECT recorded FROM baselines WHERE job = ? AND target = ? AND option = ?",
+            (job, target, option),
+        )
+        return float(rows[0]["recorded"]) if rows else None
+
     def clear_baseline(self, job: str, target: str, option: str) -> None:
         """Forget the baseline of ``option`` (it was switched off)."""
         with self._write() as conn:

@@ -192,7 +192,7 @@ def _unchanged(f: LocalFile, seen: RemoteFile | None, placed: Placed | None) -> 
 def _mirror(usable: Sequence[LocalFile], local: Sequence[LocalFile],
             trusted: dict[str, Placed], remote: dict[str, RemoteFile]) -> list[Put | Delete]:
     actions: list[Put | Delete] = []
-    for f in usable:
+    for f in sorted(usable, key=_chain_order):  # fulls, then incrementals in order
         seen = remote.get(f.name)
         if not _unchanged(f, seen, trusted.get(f.name)):
             actions.append(_put_file(f, f.name, "missing" if seen is None else "changed"))
@@ -200,6 +200,14 @@ def _mirror(usable: Sequence[LocalFile], local: Sequence[LocalFile],
     actions += [Delete(path, "not at the destination") for path in sorted(remote)
                 if path not in keep]
     return actions
+
+
+def _chain_order(f: LocalFile) -> tuple[int, str, int, int, str]:
+    """Images set by set, full first and incrementals by sequence; other files last."""
+    m = f.meta
+    if m is None:
+        return (1, "", 0, 0, f.name)
+    return (0, m.label, m.generation, m.seq_first, f.name)
 
 
 def _put_file(f: LocalFile, remote: str, reason: str) -> Put:

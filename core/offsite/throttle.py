@@ -20,7 +20,13 @@ from offsite.transport import Readable, RemoteFile, Source, Transfer
 
 
 class TokenBucket:
-    """``rate`` bytes per second, with at most one second's worth of burst."""
+    """``rate`` bytes per second, starting empty, with a small burst.
+
+    The burst is capped at 256 KiB (or the rate, if lower), so even a short
+    upload averages the configured rate, not the rate plus a second's worth.
+    """
+
+    BURST = 256 * 1024
 
     def __init__(self, rate: int, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -29,7 +35,8 @@ class TokenBucket:
         self.rate = rate
         self._clock = clock
         self._sleep = sleep
-        self._tokens = float(rate)
+        self.capacity = float(min(rate, self.BURST))
+        self._tokens = 0.0
         self._last = clock()
         self._lock = threading.Lock()
 
@@ -37,7 +44,7 @@ class TokenBucket:
         """Wait until ``n`` bytes may pass."""
         with self._lock:
             now = self._clock()
-            self._tokens = min(float(self.rate), self._tokens + (now - self._last) * self.rate)
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
             self._last = now
             self._tokens -= n
             debt = -self._tokens

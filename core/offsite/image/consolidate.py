@@ -36,7 +36,6 @@ from offsite.image.format import (
     footer_bytes,
     footer_digest,
     header_bytes,
-    utc_now,
 )
 from offsite.image.reader import ImageReader
 from offsite.image.writer import temporary_path
@@ -78,7 +77,9 @@ def output_metadata(metas: Sequence[Metadata]) -> Metadata:
         volume_size=first.volume_size,
         # per-block flags decide; a mix reads as zstd ("may be compressed")
         compression=compressions.pop() if len(compressions) == 1 else "zstd",
-        created=utc_now(),
+        # The newest member's time, not now: the same inputs always give the
+        # same bytes, so an interrupted upload resumes onto a matching prefix.
+        created=last.created,
     )
 
 
