@@ -257,3 +257,15 @@ def test_interrupted_write_leaves_nothing(chain: Volume, tmp_path: Path) -> None
     with pytest.raises(RuntimeError):
         write_then_fail()
     assert list(tmp_path.glob("*fresh*")) == [] and list(tmp_path.glob(".fresh*")) == []
+
+
+def test_unreadable_image_is_reported_not_fatal(chain: Volume) -> None:
+    from offsite.image.chain import scan
+
+    # A name that fails to open with an OSError other than "not found", even as root.
+    broken = chain.images[0].parent / "loop.ofi"
+    broken.symlink_to(broken)
+    found = scan(chain.images[0].parent)
+    assert [p.name for p, _ in found.bad] == ["loop.ofi"]
+    assert "cannot read it" in str(found.bad[0][1])
+    assert len(found.images) == 4

@@ -455,3 +455,14 @@ def test_interrupted_consolidation_resumes_to_a_sound_image(tmp_path: Path) -> N
     assert verify([t]).clean, "the resumed consolidation is byte-for-byte sound"
     restore(t / "vol-b001-i003.ofi", tmp_path / "out.raw")
     assert (tmp_path / "out.raw").read_bytes() == site.vol.states[3]
+
+
+def test_unreadable_file_at_the_destination_is_reported_and_the_rest_goes(site: Site) -> None:
+    site.image()
+    loop = site.dest / "vol-b001-i001.ofi"
+    loop.symlink_to(loop)
+    t = site.target("t")
+    site.one_target(t)
+    result = site.cli("run", code=3)
+    assert "vol-b001-i001.ofi" in result.stderr and "cannot read it" in result.stderr
+    assert files(t) == ["vol-b001.ofi"]

@@ -216,7 +216,7 @@ def scan_destination(folder: Path) -> list[LocalFile]:
         st = path.stat()
         files.append(LocalFile(path.name, st.st_size, st.st_mtime, status="incomplete"))
     for path, error in found.bad:
-        st = path.stat()
+        st = path.lstat()  # it may be unreadable, even a dangling or looping link
         files.append(LocalFile(path.name, st.st_size, st.st_mtime, status="bad",
                                problem=str(error)))
     for path in found.other:

@@ -61,18 +61,22 @@ def scan(folder: Path) -> Scan:
     bad: list[tuple[Path, ImageError]] = []
     other: list[Path] = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.name.startswith(".") or not entry.is_file():
+        if entry.name.startswith("."):
             continue
         path = Path(entry.path)
-        if not entry.name.endswith(SUFFIX):
-            other.append(path)
-            continue
         try:
+            if not entry.is_file():
+                continue
+            if not entry.name.endswith(SUFFIX):
+                other.append(path)
+                continue
             images.append(read_image_file(path))
         except IncompleteImage:
             incomplete.append(path)
         except ImageError as exc:
             bad.append((path, exc))
+        except OSError as exc:  # unreadable: report this one file, go on with the rest
+            bad.append((path, ImageError(f"cannot read it: {exc.strerror or exc}", file=path)))
     return Scan(tuple(images), tuple(incomplete), tuple(bad), tuple(other))
 
 
