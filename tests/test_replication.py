@@ -466,3 +466,63 @@ def test_unreadable_file_at_the_destination_is_reported_and_the_rest_goes(site: 
     result = site.cli("run", code=3)
     assert "vol-b001-i001.ofi" in result.stderr and "cannot read it" in result.stderr
     assert files(t) == ["vol-b001.ofi"]
+
+
+def test_restore_of_an_image_the_target_lacks_is_a_usage_error(site: Site,
+                                                               tmp_path: Path) -> None:
+    site.image()
+    site.one_target(site.target("t"))
+    site.cli("run")
+    result = site.cli("restore", "nightly", "t", "vol-b009.ofi", str(tmp_path / "o"), code=2)
+    assert "vol-b009.ofi is not at nightly.t" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_plan_on_a_broken_target_is_one_line_exit_1(site: Site) -> None:
+    blocker = site.root / "blocker"
+    blocker.write_text("a file")
+    site.one_target(blocker)
+    site.image()
+    result = site.cli("plan", code=1)
+    assert "is a file where a folder is needed" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_missing_destination_fails_its_job_only(site: Site) -> None:
+    site.image()
+    a, b = site.target("a"), site.target("b")
+    site.config.write_text(f'''
+[[job]]
+name = "gone"
+destination = "{site.root / 'nowhere'}"
+[[job.target]]
+name = "a"
+url = "{a.as_uri()}"
+[[job]]
+name = "fine"
+destination = "{site.dest}"
+[[job.target]]
+name = "b"
+url = "{b.as_uri()}"
+''')
+    result = site.cli("run", code=2)
+    assert "gone.a" in result.stderr and "does not exist" in result.stderr
+    assert files(b) == ["vol-b001.ofi"]
+
+
+def test_quiet_still_reports_failures(site: Site) -> None:
+    for _ in range(3):
+        site.image()
+    site.vol.images[1].unlink()
+    site.one_target(site.target("t"))
+    result = site.cli("--quiet", "run", code=3)
+    assert "chain breaks" in result.stderr
+    assert "placed" not in result.stderr, "no progress lines when quiet"
+
+
+def test_status_shows_error_text_verbatim(site: Site) -> None:
+    with Journal(site.conf_dir / "journal.sqlite") as j:
+        j.set_status("nightly", "t", state="failed", last_error="[nightly.t] auth failed [/]")
+    site.one_target(site.target("t"))
+    out = site.cli("status").stdout
+    assert "[nightly.t] auth failed [/]" in out

@@ -295,13 +295,21 @@ def _ctx() -> _Context:
 @contextlib.contextmanager
 def _replication_errors() -> Iterator[None]:
     """Exit codes for the replication commands (docs/USAGE.md)."""
-    from offsite.errors import ConfigError, CredentialError, JournalError, PluginError
+    from offsite.errors import (
+        ConfigError,
+        CredentialError,
+        JournalError,
+        PluginError,
+        TargetError,
+    )
 
     with _exit_codes():
         try:
             yield
         except (ConfigError, CredentialError, JournalError, PluginError) as exc:
             _fail(exc, EXIT_USAGE)
+        except TargetError as exc:  # plan, restore, check: the target failed
+            _fail(exc, EXIT_TARGET_FAILED)
 
 
 @cli.command()
@@ -402,6 +410,8 @@ def run(click_ctx: click.Context, job: str | None, as_json: bool) -> None:
                 engine.listeners.append(display)
             elif not quiet:
                 engine.listeners.append(LogLines())
+            else:  # --quiet: errors only
+                engine.listeners.append(LogLines(errors_only=True))
             try:
                 if display is not None:
                     display.start()
@@ -424,7 +434,10 @@ def run(click_ctx: click.Context, job: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--watch", is_flag=True, help="Refresh every second until Ctrl-C.")
 def status(as_json: bool, watch: bool) -> None:
-    """Per target: state, upload in flight, bytes done/total, rate, ETA, last error."""
+    """Per target: state, the upload in flight (bytes done/total, rate, ETA), last error.
+
+    Reads the journal, so it shows a run going on in another process.
+    """
     import attrs
 
     from offsite.display import status_table
@@ -487,9 +500,13 @@ def restore_cmd(job: str, target: str, image_path: str, output: str, force: bool
                 try:
                     chain = restore_from_target(session, candidate, Path(output), force=force)
                     break
-                except NotFound:
+                except NotFound as exc:
+                    if exc.path != paths.normalise(candidate):
+                        raise  # something else is missing: a target error
                     if i == len(candidates) - 1:
-                        raise
+                        raise UsageError(f"{image_path} is not at {j.name}.{t.name} "
+                                         "(offsite plan or the target's listing show "
+                                         "what is there)") from None
         click.echo(f"restored {output} from {j.name}.{t.name}: "
                    + ", ".join(c.path.name for c in chain), err=True)
 

@@ -26,6 +26,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from offsite.engine import (
     BytesProgressed,
@@ -90,10 +91,13 @@ def describe(event: Event) -> str | None:
 class LogLines:
     """Plain lines on stderr, for logs and pipes (no progress bars)."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, *, errors_only: bool = False) -> None:
         self.console = console or Console(stderr=True, soft_wrap=True, highlight=False)
+        self.errors_only = errors_only
 
     def __call__(self, event: Event) -> None:
+        if self.errors_only and not isinstance(event, (TargetFailed, DataProblem)):
+            return
         line = describe(event)
         if line is not None:
             self.console.print(line, markup=False)
@@ -159,5 +163,5 @@ def status_table(statuses: Sequence[TargetStatus]) -> Table:
             f"{s.rate / MiB:,.1f} MiB/s" if running and s.rate else "-", eta, last,
             s.last_error or "",
         ]
-        table.add_row(*row)
+        table.add_row(*(Text(str(cell)) for cell in row))  # plain text: never markup
     return table

@@ -336,7 +336,13 @@ class Engine:
         """One pass over the jobs (all, or ``names``); returns every target's result."""
         results: list[TargetResult] = []
         for job in self.jobs(names):
-            results += self.run_job(job)
+            try:
+                results += self.run_job(job)
+            except UsageError as exc:  # e.g. its destination is missing: the other jobs run
+                for target in job.targets:
+                    self.emit(TargetFailed(job.name, target.name, "setup", str(exc)))
+                    results.append(TargetResult(job.name, target.name, False, error=str(exc),
+                                                setup_error=True))
         self.emit(RunDone(exit_code(results)))
         return results
 
