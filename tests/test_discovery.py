@@ -113,8 +113,8 @@ def test_disabled_plugin_is_not_imported(
 
 
 def test_unusable_scheme_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(PluginError, match="offsite-sftp"):
-        Transport.for_endpoint(Endpoint.from_url("sftp://u@h/x"))
+    with pytest.raises(PluginError, match="offsite-cifs"):
+        Transport.for_endpoint(Endpoint.from_url("smb://h/share/x"))
     monkeypatch.setenv(DISABLE_ENV, "file")
     with pytest.raises(PluginError, match="disabled"):
         Transport.for_endpoint(Endpoint.from_url("file:///tmp/x"))

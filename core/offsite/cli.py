@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -312,16 +313,43 @@ def _replication_errors() -> Iterator[None]:
             _fail(exc, EXIT_TARGET_FAILED)
 
 
+def _trust_host_key(error: Any) -> bool:
+    """Offer to record the host key a check refused; True if recorded."""
+    known, entry = error.fields.get("known_hosts"), error.fields.get("entry")
+    if not known or not entry:
+        return False
+    click.echo(f"The server {error.fields.get('host')} offers this "
+               f"{error.fields.get('key_type', '')} host key:\n"
+               f"  {error.fields.get('fingerprint')}\n"
+               "Compare it with the fingerprint the server's administrator gives you "
+               "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the server).")
+    if not click.confirm(f"Trust it and add it to {known}?", default=False):
+        return False
+    path = Path(known)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lines = [line for line in (path.read_text().splitlines() if path.exists() else [])
+             if not line.startswith(entry.split()[0] + " ")]  # replace a changed key
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join([*lines, entry]) + "\n")
+    click.echo(f"recorded in {known}")
+    return True
+
+
 @cli.command()
 @click.argument("job", required=False)
 @click.argument("target", required=False)
-def check(job: str | None, target: str | None) -> None:
+@click.option("--trust-host-key", is_flag=True,
+              help="If a server's SSH host key is unknown or changed, show its fingerprint, "
+              "ask, and record it in that target's known_hosts.")
+def check(job: str | None, target: str | None, trust_host_key: bool) -> None:
     """Check targets step by step: resolve, connect, authenticate, probe.
 
     Every target of every job, or those of JOB, or just JOB's TARGET.
     Exit 4 if any check failed.
     """
     from offsite.engine import Engine
+    from offsite.errors import HostKeyRejected
 
     with _replication_errors():
         ctx = _ctx()
@@ -330,6 +358,10 @@ def check(job: str | None, target: str | None) -> None:
         for j, t in ctx.targets(job, target):
             endpoint = engine.endpoint(j, t)
             report = engine.transport(j, t).check(endpoint)
+            refused = report.failed.error if report.failed else None
+            if (trust_host_key and isinstance(refused, HostKeyRejected)
+                    and _trust_host_key(refused)):
+                report = engine.transport(j, t).check(endpoint)
             click.echo(f"{j.name}.{t.name}  {endpoint.url}")
             for step in report.steps:
                 mark = "ok    " if step.ok else "FAILED"

@@ -1,0 +1,238 @@
+"""offsite-sftp against a real OpenSSH sshd: the core conformance suite,
+with password and with key authentication, then what only SFTP has."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from click.testing import CliRunner
+
+from offsite.cli import cli
+from offsite.errors import AuthError, HostKeyRejected, PermissionDenied
+from offsite.session import Transport
+from offsite.testing import conformance
+from offsite.testing.images import Volume
+from offsite.transport import Endpoint
+
+
+def sftp_endpoint(sshd: Any, folder: str, **credentials: str) -> Endpoint:
+    return Endpoint.from_url(sshd.url(folder), name="sftp-test",
+                             options={"known_hosts": str(sshd.known_hosts)},
+                             credentials=credentials or {"password": sshd.password})
+
+
+class PasswordFixtures(conformance.TransportFixtures):
+    @pytest.fixture
+    def endpoint(self, sshd: Any, sftp_folder: str) -> Endpoint:
+        return sftp_endpoint(sshd, sftp_folder)
+
+    @pytest.fixture
+    def broken_endpoint(self, sshd: Any) -> tuple[Endpoint, str]:
+        return sftp_endpoint(sshd, "a-file"), "folder"
+
+    @pytest.fixture
+    def wrong_credentials(self, endpoint: Endpoint) -> Endpoint:
+        return attrs.evolve(endpoint, credentials={"password": conformance.CANARY})
+
+
+class KeyFixtures(PasswordFixtures):
+    """The encrypted RSA key's text and passphrase, as the credential store holds them."""
+
+    @pytest.fixture
+    def endpoint(self, sshd: Any, sftp_folder: str) -> Endpoint:
+        key, passphrase = sshd.keys["rsa"]
+        return sftp_endpoint(sshd, sftp_folder, private_key=Path(key).read_text(),
+                             passphrase=passphrase)
+
+    @pytest.fixture
+    def wrong_credentials(self, endpoint: Endpoint) -> Endpoint:
+        return attrs.evolve(endpoint, credentials={**endpoint.credentials,
+                                                   "passphrase": conformance.CANARY})
+
+
+class TestSftpPassword(conformance.AllTests, PasswordFixtures):
+    pass
+
+
+class TestSftpKey(conformance.AllTests, KeyFixtures):
+    pass
+
+
+# -- authentication -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "ecdsa", "rsa"])
+def test_every_key_type_from_text_and_from_path(sshd: Any, sftp_folder: str, kind: str) -> None:
+    key, passphrase = sshd.keys[kind]
+    creds = {"private_key": Path(key).read_text()} | ({"passphrase": passphrase} if passphrase
+                                                       else {})
+    as_text = sftp_endpoint(sshd, sftp_folder, **creds)
+    as_path = attrs.evolve(as_text, options={**as_text.options, "private_key": str(key)},
+                           credentials={"passphrase": passphrase} if passphrase else {})
+    for endpoint in (as_text, as_path):
+        report = Transport.for_endpoint(endpoint).check(endpoint)
+        assert report.ok, report.failed
+
+
+def check_fails(endpoint: Endpoint, step: str) -> Any:
+    report = Transport.for_endpoint(endpoint).check(endpoint)
+    assert report.failed is not None, "the check should fail"
+    assert report.failed.name == step, report.steps
+    error = report.failed.error
+    assert error is not None and error.hint, "it says how to fix it"
+    for secret in endpoint.secrets():
+        assert secret not in str(error) and secret not in repr(report)
+    return error
+
+
+def test_wrong_password(sshd: Any, sftp_folder: str) -> None:
+    error = check_fails(sftp_endpoint(sshd, sftp_folder, password="not-the-password"), "auth")
+    assert isinstance(error, AuthError)
+    assert "offsite credentials set" in str(error)
+
+
+def test_wrong_key_passphrase(sshd: Any, sftp_folder: str) -> None:
+    key, _ = sshd.keys["rsa"]
+    error = check_fails(sftp_endpoint(sshd, sftp_folder, private_key=Path(key).read_text(),
+                                      passphrase="wrong passphrase"), "auth")
+    assert isinstance(error, AuthError) and "could not be decrypted" in str(error)
+
+
+def test_encrypted_key_without_passphrase(sshd: Any, sftp_folder: str) -> None:
+    key, _ = sshd.keys["ecdsa"]
+    error = check_fails(sftp_endpoint(sshd, sftp_folder, private_key=Path(key).read_text()),
+                        "auth")
+    assert "no passphrase is stored" in str(error)
+
+
+def test_key_the_server_does_not_accept(sshd: Any, sftp_folder: str) -> None:
+    key, passphrase = sshd.keys["stranger"]
+    creds = {"private_key": Path(key).read_text()} | ({"passphrase": passphrase} if passphrase
+                                                       else {})
+    error = check_fails(sftp_endpoint(sshd, sftp_folder, **creds), "auth")
+    assert isinstance(error, AuthError)
+
+
+# -- host keys ---------------------------------------------------------------------
+
+
+def test_unknown_host_key_is_refused_with_fingerprint(sshd: Any, sftp_folder: str) -> None:
+    endpoint = attrs.evolve(sftp_endpoint(sshd, sftp_folder),
+                            options={"known_hosts": str(sshd.known_hosts_empty)})
+    error = check_fails(endpoint, "hostkey")
+    assert isinstance(error, HostKeyRejected)
+    assert "is unknown: SHA256:" in str(error) and "--trust-host-key" in str(error)
+
+
+def test_changed_host_key_is_refused(sshd: Any, sftp_folder: str) -> None:
+    endpoint = attrs.evolve(sftp_endpoint(sshd, sftp_folder),
+                            options={"known_hosts": str(sshd.known_hosts_wrong)})
+    error = check_fails(endpoint, "hostkey")
+    assert isinstance(error, HostKeyRejected) and "CHANGED" in str(error)
+
+
+def test_missing_known_hosts_file_means_unknown(sshd: Any, sftp_folder: str,
+                                                tmp_path: Path) -> None:
+    endpoint = attrs.evolve(sftp_endpoint(sshd, sftp_folder),
+                            options={"known_hosts": str(tmp_path / "none")})
+    assert isinstance(check_fails(endpoint, "hostkey"), HostKeyRejected)
+
+
+# -- folders -----------------------------------------------------------------------
+
+
+def test_folder_without_permission_to_create(sshd: Any) -> None:
+    error = check_fails(sftp_endpoint(sshd, "readonly/new-folder"), "folder")
+    assert isinstance(error, PermissionDenied)
+
+
+def test_target_path_that_is_a_file(sshd: Any) -> None:
+    error = check_fails(sftp_endpoint(sshd, "a-file"), "folder")
+    assert "is a file where a folder is needed" in str(error)
+
+
+def test_nothing_listens(sshd: Any, sftp_folder: str) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = attrs.evolve(sftp_endpoint(sshd, sftp_folder), port=port)
+    error = check_fails(endpoint, "connect")
+    assert error.retryable and f"127.0.0.1:{port}" in str(error)
+
+
+# -- the command line, end to end ------------------------------------------------------
+
+
+@pytest.fixture
+def site(tmp_path: Path, sshd: Any, sftp_folder: str) -> Callable[..., Any]:
+    dest = tmp_path / "destination"
+    dest.mkdir()
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    config = conf / "offsite.toml"
+    known = conf / "known_hosts"
+    shutil.copy(sshd.known_hosts, known)
+    config.write_text(f'''
+[[job]]
+name = "nightly"
+destination = "{dest}"
+[[job.target]]
+name = "vault"
+url = "{sshd.url(sftp_folder)}"
+[job.target.options]
+known_hosts = "{known}"
+''')
+
+    def run(*args: str, code: int = 0, input: str | None = None) -> Any:
+        result = CliRunner().invoke(cli, ["--config", str(config), *args], input=input)
+        assert result.exit_code == code, (result.stdout, result.stderr)
+        return result
+
+    run.dest, run.known, run.conf = dest, known, conf  # type: ignore[attr-defined]
+    return run
+
+
+def test_replicate_with_consolidation_and_restore(site: Callable[..., Any], sshd: Any,
+                                                   sftp_folder: str, tmp_path: Path) -> None:
+    site("credentials", "set", "nightly.vault", "--stdin",
+         input=json.dumps({"password": sshd.password}))
+    vol = Volume(tmp_path / "vol.raw", 3 << 20, seed=5)
+    vol.image(site.dest, block_size=64 * 1024)  # type: ignore[attr-defined]
+    for _ in range(3):
+        vol.scribble(3, 200_000)
+        vol.image(site.dest)  # type: ignore[attr-defined]
+    out = site("run", "--json").stdout
+    done = [json.loads(line)["remote"] for line in out.splitlines() if '"upload-done"' in line]
+    assert sorted(done) == ["vol-b001-i003.ofi", "vol-b001.ofi"]
+    assert sorted(p.name for p in (sshd.root / sftp_folder).iterdir()) == [
+        "vol-b001-i003.ofi", "vol-b001.ofi"]
+    vol.scribble(1, 50_000)
+    vol.image(site.dest)  # type: ignore[attr-defined]
+    site("run")
+    restored = tmp_path / "restored.raw"
+    site("restore", "nightly", "vault", "vol-b001-i004.ofi", str(restored))
+    assert restored.read_bytes() == vol.states[4]
+    assert sshd.password not in out
+
+
+def test_trust_host_key_asks_and_records(site: Callable[..., Any], sshd: Any) -> None:
+    site("credentials", "set", "nightly.vault", "--stdin",
+         input=json.dumps({"password": sshd.password}))
+    site.known.write_text("")  # type: ignore[attr-defined]
+    refused = site("check", code=4)
+    assert "hostkey" in refused.stdout and "SHA256:" in refused.stdout
+    declined = site("check", "--trust-host-key", code=4, input="n\n")
+    assert "Trust it" in declined.stdout
+    assert site.known.read_text() == ""  # type: ignore[attr-defined]
+    trusted = site("check", "--trust-host-key", input="y\n")
+    assert "recorded in" in trusted.stdout
+    assert site.known.read_text().startswith(f"[127.0.0.1]:{sshd.port} ")  # type: ignore[attr-defined]
+    site("check")
