@@ -26,6 +26,10 @@ for d in "$ROOT"/plugins/*/; do
 done
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
     --upgrade --force-reinstall --no-deps "$ROOT" "${plugin_dirs[@]}"
+# Then their dependencies, the test tools, and each plugin's own test extras
+# (its test servers, e.g. moto for S3; pip only notes a plugin without one).
+plugin_tests=()
+for d in "${plugin_dirs[@]}"; do plugin_tests+=("${d%/}[test]"); done
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    "$ROOT[test]" "${plugin_dirs[@]}"
+    "$ROOT[test]" "${plugin_tests[@]}"
 export PATH="$VENV/bin:$PATH"

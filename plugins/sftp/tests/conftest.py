@@ -2,10 +2,11 @@
 
 Fixtures:
 
-* ``sshd`` (session): a throw-away sshd with a Unix test user, client keys
-  (plain ed25519, encrypted ECDSA, encrypted RSA, and an unauthorized
-  "stranger" key), known_hosts files (right, wrong, empty) and a few prepared
-  paths in the SFTP start directory. Yields an :class:`SshdInfo`.
+* ``sshd`` (session): the server of :func:`offsite_sftp.testserver.run_sshd`,
+  a throw-away sshd with a Unix test user, client keys (plain ed25519,
+  encrypted ECDSA, encrypted RSA, and an unauthorized "stranger" key),
+  known_hosts files (right, wrong, empty) and a few prepared paths in the
+  SFTP start directory. Yields an :class:`~offsite_sftp.testserver.SshdInfo`.
 * ``sftp_folder`` (function): a fresh, not yet created folder name relative to
   ``sshd.root``; removed after the test.
 * ``sshd_rclone_env`` (session): environment variables that point rclone's
@@ -26,252 +27,15 @@ test runs share one machine.
 from __future__ import annotations
 
 import os
-import pwd
-import secrets
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Iterator
 
-import attrs
 import pytest
 
-HOST = "127.0.0.1"
-# Absolute on purpose: started from PATH, sshd exits with
-# "sshd re-exec requires execution with an absolute path".
-SSHD = "/usr/sbin/sshd"
-NOLOGIN = "/usr/sbin/nologin"
-READY_TIMEOUT_S = 15.0
-START_ATTEMPTS = 3
+from offsite_sftp.testserver import SshdInfo, run_sshd
 
-SSHD_CONFIG_TEMPLATE = """\
-# Throw-away sshd for the offsite SFTP tests; nothing is read from /etc/ssh.
-Port {port}
-ListenAddress 127.0.0.1
-HostKey {dir}/ssh_host_ed25519_key
-PidFile {dir}/sshd.pid
-# Passwords are checked against /etc/shadow via crypt(3); no PAM stack involved.
-UsePAM no
-PermitRootLogin no
-AllowUsers {user}
-PasswordAuthentication yes
-PermitEmptyPasswords no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-AuthorizedKeysFile {dir}/authorized_keys
-# The key file lives under /tmp (mode 1777): with StrictModes yes sshd logs
-# "Authentication refused: bad ownership or modes for directory /tmp" and
-# rejects every key.
-StrictModes no
-AllowTcpForwarding no
-AllowAgentForwarding no
-X11Forwarding no
-PermitTunnel no
-PrintMotd no
-UseDNS no
-LogLevel VERBOSE
-# In-process SFTP server: the user's shell is nologin, and an external
-# sftp-server started through it would get nologin's text on the channel
-# ("Garbage packet received"). -d sets the start directory, so relative paths
-# land in root/.
-Subsystem sftp internal-sftp -d {root}
-"""
-# OpenSSH >= 9.8 may throttle repeated failed logins from one address, which
-# the negative auth tests produce on purpose; older sshd rejects the keyword,
-# so it is only added when `sshd -t` accepts it.
-PENALTIES_OFF = "PerSourcePenalties no\n"
-
-
-@attrs.frozen
-class SshdInfo:
-    """Everything a test needs to talk to the ``sshd`` fixture's server."""
-
-    host: str
-    port: int
-    user: str
-    password: str = attrs.field(repr=False)
-    root: Path  # SFTP start directory ('.' of every session), owned by the user
-    known_hosts: Path  # "[127.0.0.1]:PORT ssh-ed25519 AAAA..." with the real host key
-    known_hosts_wrong: Path  # the same host entry with a different ed25519 key
-    known_hosts_empty: Path  # empty file: the server is unknown
-    # name -> (private key file, passphrase or None): "ed25519", "ecdsa", "rsa"
-    # are authorized; "stranger" is not.
-    keys: dict[str, tuple[Path, str | None]]
-    log: Path  # sshd's stderr (-e), LogLevel VERBOSE
-
-    def url(self, path: str) -> str:
-        """Target URL of ``path`` (relative to ``root``), e.g. for ``Endpoint.from_url``.
-
-        Nothing is percent-quoted: Endpoint.from_url takes raw Unicode paths.
-        """
-        return f"sftp://{self.user}@{self.host}:{self.port}{self.root}/{path}"
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _sbin(name: str) -> str:
-    # A CI root's PATH may lack /usr/sbin, where useradd & co. live.
-    return shutil.which(name) or f"/usr/sbin/{name}"
-
-
-def _run(cmd: Sequence[str], *, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run(list(cmd), input=input, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise RuntimeError(f"{list(cmd)!r} failed rc={res.returncode}: {res.stdout}{res.stderr}")
-    return res
-
-
-def _free_port() -> int:
-    # Free a moment ago; another process may grab it before sshd binds, which
-    # is why the start-up loop retries on an early exit.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_for_banner(proc: subprocess.Popen[bytes], port: int) -> bool:
-    """Poll until sshd answers with its SSH banner; False if it exited first.
-
-    The probe makes sshd log "kex_exchange_identification: Connection closed
-    by remote host", which is harmless.
-    """
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5) as s:
-                s.settimeout(2.0)
-                if s.recv(64).startswith(b"SSH-2.0-"):
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.01)
-    raise TimeoutError(f"sshd pid {proc.pid} not ready on {HOST}:{port} after {READY_TIMEOUT_S}s")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    # SIGTERM makes sshd log "Received signal 15; terminating." and remove its
-    # PidFile; per-connection children end when their clients disconnect.
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-def _log_tail(path: Path, n: int = 3000) -> str:
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
-
-
-def _keygen(specs: dict[Path, tuple[list[str], str]]) -> None:
-    """Run ssh-keygen for every ``file -> (type args, passphrase)`` concurrently.
-
-    The 2048-bit RSA key dominates the fixture's setup time; running the
-    others alongside it costs nothing extra.
-    """
-    keygen = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
-    procs = [
-        (
-            path,
-            subprocess.Popen(
-                [
-                    keygen,
-                    "-q",
-                    *type_args,
-                    "-N",
-                    passphrase,
-                    "-C",
-                    f"offsite-test-{path.name}",
-                    "-f",
-                    str(path),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            ),
-        )
-        for path, (type_args, passphrase) in specs.items()
-    ]
-    errors = []
-    for path, proc in procs:
-        out, _ = proc.communicate()
-        if proc.returncode != 0:
-            errors.append(f"ssh-keygen {path.name} rc={proc.returncode}: {out.decode()}")
-    if errors:
-        raise RuntimeError("\n".join(errors))
-
-
-def _public_key(private_key: Path) -> str:
-    """'ssh-ed25519 AAAA...' without the comment, as known_hosts wants it."""
-    return " ".join(private_key.with_name(private_key.name + ".pub").read_text().split()[:2])
-
-
-@contextmanager
-def _unix_user() -> Iterator[tuple[str, int, int, str]]:
-    """The test account: (name, uid, gid, password); created if missing.
-
-    A random password every session, so a leftover account is never usable
-    with a known password. Shell nologin and no home: internal-sftp needs
-    neither. At exit it is deleted if created here, else its password locked.
-    """
-    name = os.environ.get("OFFSITE_TEST_USER", "offsite-test")
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker:
-        name = f"{name}-{worker}"
-    created = False
-    try:
-        pw = pwd.getpwnam(name)
-    except KeyError:
-        res = subprocess.run(
-            [
-                _sbin("useradd"),
-                "--system",
-                "--no-create-home",
-                "--home-dir",
-                "/nonexistent",
-                "--shell",
-                NOLOGIN,
-                name,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if res.returncode not in (0, 9):  # 9: already exists (a concurrent run made it)
-            raise RuntimeError(f"useradd {name} failed rc={res.returncode}: {res.stderr}") from None
-        created = res.returncode == 0
-        pw = pwd.getpwnam(name)
-    try:
-        password = "Pw-" + secrets.token_urlsafe(16)
-        # Debian 12's chpasswd stores yescrypt ($y$...); sshd's crypt(3) verifies it.
-        _run([_sbin("chpasswd")], input=f"{name}:{password}\n")
-        yield name, pw.pw_uid, pw.pw_gid, password
-    finally:
-        deleted = (
-            created
-            and subprocess.run(
-                [_sbin("userdel"), name], capture_output=True, check=False
-            ).returncode
-            == 0
-        )
-        if not deleted:  # not ours, or userdel failed: at least make the password unusable
-            subprocess.run([_sbin("usermod"), "--lock", name], capture_output=True, check=False)
-
-
-# --------------------------------------------------------------------------- fixtures
+__all__ = ["SshdInfo"]
 
 
 @pytest.fixture(scope="session")
@@ -279,104 +43,8 @@ def sshd() -> Iterator[SshdInfo]:
     """A real sshd on a free 127.0.0.1 port, for the whole session; see the module doc."""
     if os.geteuid() != 0:
         pytest.skip("the sshd fixture needs root: it creates a Unix user and /run/sshd")
-    if not os.access(SSHD, os.X_OK):
-        raise RuntimeError(f"{SSHD} not found: apt-get install openssh-server")
-    with _unix_user() as (user, uid, gid, password):
-        # Not tmp_path_factory: /tmp/pytest-of-root is 0700, and the
-        # unprivileged user must traverse every parent of its start directory.
-        d = Path(tempfile.mkdtemp(prefix="offsite-sftp-"))
-        proc: subprocess.Popen[bytes] | None = None
-        try:  # around setup AND yield: a failed start leaks neither a process nor files
-            d.chmod(0o755)
-            root = d / "root"
-            root.mkdir()
-            os.chown(root, uid, gid)
-            # Root-owned 0755: the user may list it but not create anything in it.
-            (root / "readonly").mkdir(mode=0o755)
-            (root / "a-file").write_bytes(b"not a folder\n")
-            os.chown(root / "a-file", uid, gid)
-
-            ecdsa_pass = "ecdsa-" + secrets.token_urlsafe(12)
-            rsa_pass = "rsa-" + secrets.token_urlsafe(12)
-            # "wrong_host_key" only feeds known_hosts_wrong: a valid key that
-            # is not the server's, so the client sees a mismatch, not garbage.
-            _keygen(
-                {
-                    d / "ssh_host_ed25519_key": (["-t", "ed25519"], ""),
-                    d / "wrong_host_key": (["-t", "ed25519"], ""),
-                    d / "id_ed25519": (["-t", "ed25519"], ""),
-                    d / "id_ecdsa": (["-t", "ecdsa", "-b", "256"], ecdsa_pass),
-                    # OpenSSH's own format (bcrypt KDF) is ssh-keygen's default.
-                    d / "id_rsa": (["-t", "rsa", "-b", "2048"], rsa_pass),
-                    d / "id_stranger": (["-t", "ed25519"], ""),
-                }
-            )
-            keys: dict[str, tuple[Path, str | None]] = {
-                "ed25519": (d / "id_ed25519", None),
-                "ecdsa": (d / "id_ecdsa", ecdsa_pass),
-                "rsa": (d / "id_rsa", rsa_pass),
-                "stranger": (d / "id_stranger", None),
-            }
-            (d / "authorized_keys").write_text(
-                "".join(_public_key(keys[k][0]) + "\n" for k in ("ed25519", "ecdsa", "rsa"))
-            )
-
-            # Compiled-in path; without it sshd (and `sshd -t`) exits 255 with
-            # "Missing privilege separation directory: /run/sshd".
-            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-
-            config, log = d / "sshd_config", d / "sshd.log"
-            extra: str | None = None
-            for _attempt in range(START_ATTEMPTS):
-                port = _free_port()
-                base = SSHD_CONFIG_TEMPLATE.format(port=port, dir=d, root=root, user=user)
-                if extra is None:
-                    config.write_text(base + PENALTIES_OFF)
-                    probe = subprocess.run(
-                        [SSHD, "-t", "-f", str(config)], capture_output=True, check=False
-                    )
-                    extra = PENALTIES_OFF if probe.returncode == 0 else ""
-                config.write_text(base + extra)
-                _run([SSHD, "-t", "-f", str(config)])  # fails fast, with sshd's message
-                # A file, not a PIPE: nobody reads a pipe, so sshd would block on a full one.
-                with open(log, "ab") as logf:
-                    proc = subprocess.Popen(
-                        [SSHD, "-D", "-e", "-f", str(config)],
-                        stdin=subprocess.DEVNULL,
-                        stdout=logf,
-                        stderr=subprocess.STDOUT,
-                    )
-                if _wait_for_banner(proc, port):
-                    break
-                _stop(proc)  # exited early, most likely the port race: try a new port
-                proc = None
-            if proc is None:
-                raise RuntimeError(
-                    f"sshd did not start in {START_ATTEMPTS} attempts:\n{_log_tail(log)}"
-                )
-
-            host_key = _public_key(d / "ssh_host_ed25519_key")
-            (d / "known_hosts").write_text(f"[{HOST}]:{port} {host_key}\n")
-            (d / "known_hosts_wrong").write_text(
-                f"[{HOST}]:{port} {_public_key(d / 'wrong_host_key')}\n"
-            )
-            (d / "known_hosts_empty").write_text("")
-            yield SshdInfo(
-                host=HOST,
-                port=port,
-                user=user,
-                password=password,
-                root=root,
-                known_hosts=d / "known_hosts",
-                known_hosts_wrong=d / "known_hosts_wrong",
-                known_hosts_empty=d / "known_hosts_empty",
-                keys=keys,
-                log=log,
-            )
-        finally:
-            if proc is not None:
-                _stop(proc)
-            shutil.rmtree(d, ignore_errors=True)
+    with run_sshd() as info:
+        yield info
 
 
 @pytest.fixture
@@ -394,25 +62,7 @@ def sftp_folder(sshd: SshdInfo) -> Iterator[str]:
 def sshd_rclone_env(sshd: SshdInfo) -> dict[str, str] | None:
     """Variables for ``rclone ... :sftp:PATH`` against ``sshd``, or None without rclone.
 
-    Merge them into os.environ for the subprocess. Password auth with the host
-    key pinned. RCLONE_CONFIG=/dev/null gives an in-memory config (no "config
-    file not found" notices). shell_type=none and disable_hashcheck stop
-    rclone probing echo/md5sum/sha1sum over exec, which fails for a nologin
-    user without a home. For fast failures also pass
-    ``--retries 1 --low-level-retries 1`` (defaults take ~11 s per failure).
+    See :meth:`~offsite_sftp.testserver.SshdInfo.rclone_env`. For fast failures
+    also pass ``--retries 1 --low-level-retries 1`` (defaults take ~11 s per failure).
     """
-    rclone = shutil.which("rclone")
-    if rclone is None:
-        return None
-    # rclone wants its own reversible "obscured" form, not the plain password.
-    obscured = _run([rclone, "obscure", sshd.password]).stdout.strip()
-    return {
-        "RCLONE_CONFIG": "/dev/null",
-        "RCLONE_SFTP_HOST": sshd.host,
-        "RCLONE_SFTP_PORT": str(sshd.port),
-        "RCLONE_SFTP_USER": sshd.user,
-        "RCLONE_SFTP_PASS": obscured,
-        "RCLONE_SFTP_KNOWN_HOSTS_FILE": str(sshd.known_hosts),
-        "RCLONE_SFTP_SHELL_TYPE": "none",
-        "RCLONE_SFTP_DISABLE_HASHCHECK": "true",
-    }
+    return sshd.rclone_env()

@@ -1,0 +1,370 @@
+"""offsite-s3: Amazon S3 and S3-compatible stores, ``s3://bucket/folder``.
+
+No AWS CLI is needed. Credentials: ``access_key_id`` and
+``secret_access_key`` from the credential store, or, when none are stored,
+the standard AWS chain (environment, profile, instance role). Options:
+``region`` (default ``us-east-1``; a wrong one is detected and corrected,
+with a hint), ``endpoint_url`` (an S3-compatible store: MinIO, Ceph, Wasabi
+…), ``storage_class``, ``sse`` (``AES256`` or ``aws:kms``), ``connect_timeout``.
+
+Small files go up as one PutObject; larger ones as a multipart upload whose
+parts are streamed from the source, sized so that 10,000 parts are never
+exceeded. The upload id is the resume token: after a crash, ``list_parts``
+says which parts arrived and only the rest are sent. The object appears only
+at CompleteMultipartUpload, so puts are atomic by nature; stale multipart
+uploads for the same key are aborted before a fresh one starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from offsite import hookimpl, paths
+from offsite.checks import Steps
+from offsite.errors import (
+    AuthError,
+    ConnectFailed,
+    Fatal,
+    NotFound,
+    PermissionDenied,
+    ResolveFailed,
+    TargetError,
+    TLSFailed,
+    Transient,
+)
+from offsite.transport import Endpoint, Readable, RemoteFile, Transfer
+
+log = logging.getLogger(__name__)
+
+# botocore's DEBUG log prints every request's headers, the Authorization
+# header (with the access key id) among them: no secret may reach a log, so
+# its loggers never go below INFO, whatever -vv asks of offsite's own.
+for _name in ("botocore", "boto3", "s3transfer", "urllib3"):
+    _logger = logging.getLogger(_name)
+    _logger.setLevel(max(_logger.level, logging.INFO))
+
+DEFAULT_REGION = "us-east-1"
+#: Files up to this size go up in one request (held in memory: keep it small).
+SINGLE_PUT_MAX = 8 << 20
+#: S3's limits: parts of at least 5 MiB (but the last), at most 10,000 parts.
+MIN_PART = 5 << 20
+MAX_PARTS = 10_000
+AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
+              "AuthorizationHeaderMalformed", "InvalidClientTokenId"}
+TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+                   "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "503", "500"}
+
+
+def part_size(size: int) -> int:
+    """The part size for an upload of ``size`` bytes: at least 5 MiB, whole
+    MiB, and never more than 10,000 parts."""
+    need = math.ceil(size / MAX_PARTS)
+    return max(MIN_PART, math.ceil(need / (1 << 20)) * (1 << 20))
+
+
+@attrs.frozen
+class S3Connection:
+    """An S3 client bound to one bucket and folder (prefix)."""
+
+    endpoint: Endpoint = attrs.field(repr=lambda e: e.url)
+    client: Any = attrs.field(repr=False)
+    bucket: str
+    prefix: str
+    region: str
+
+    def key(self, path: str) -> str:
+        """The object key of ``path`` (``""``: the folder itself)."""
+        if not self.prefix or not path:
+            return self.prefix or path
+        return f"{self.prefix}/{path}"
+
+
+def _error_code(exc: botocore.exceptions.ClientError) -> tuple[str, int, str]:
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return str(error.get("Code", status)), int(status or 0), str(error.get("Message", ""))
+
+
+def _redirect_region(exc: botocore.exceptions.ClientError) -> str | None:
+    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    region = headers.get("x-amz-bucket-region")
+    return str(region) if region else None
+
+
+def _read_exactly(reader: Readable, n: int) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        chunk = reader.read(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+class _Empty:
+    def read(self, n: int = -1, /) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+class S3Transport:
+    """The ``s3`` scheme's transport (see :mod:`offsite.hookspecs`)."""
+
+    @staticmethod
+    def _client(endpoint: Endpoint, region: str) -> Any:
+        options = endpoint.options
+        creds = endpoint.credentials
+        keys = {}
+        if creds.get("access_key_id") or creds.get("secret_access_key"):
+            keys = {"aws_access_key_id": creds.get("access_key_id"),
+                    "aws_secret_access_key": creds.get("secret_access_key")}
+        session = boto3.session.Session(**keys)  # none stored: the AWS credential chain
+        timeout = float(options.get("connect_timeout", 15))
+        config = Config(
+            region_name=region, connect_timeout=timeout, read_timeout=max(timeout, 60),
+            retries={"max_attempts": 2, "mode": "standard"},  # offsite retries too
+            s3={"addressing_style": "path" if options.get("endpoint_url") else "auto"},
+            # Checksums only when S3 asks: S3-compatible stores may not know them.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        return session.client("s3", endpoint_url=options.get("endpoint_url"), config=config)
+
+    @hookimpl
+    def connect(self, endpoint: Endpoint, steps: Steps) -> S3Connection:
+        bucket = endpoint.host
+        if not bucket:
+            raise Fatal("an S3 URL needs a bucket", fix="write it as s3://bucket/folder")
+        prefix = paths.normalise(endpoint.path)
+        region = str(endpoint.options.get("region") or DEFAULT_REGION)
+        url = endpoint.options.get("endpoint_url") or f"https://s3.{region}.amazonaws.com"
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with steps.step("resolve", host):
+            try:
+                socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except socket.gaierror as exc:
+                raise ResolveFailed(exc.strerror or str(exc), host=host) from None
+        with steps.step("connect", f"{host}:{port}"):
+            try:
+                socket.create_connection((host, port), timeout=10).close()
+            except OSError as exc:
+                raise ConnectFailed(exc.strerror or str(exc), address=f"{host}:{port}") from None
+        client = self._client(endpoint, region)
+        with steps.step("auth", "credentials"):
+            try:
+                client.list_buckets()
+            except botocore.exceptions.ClientError as exc:
+                code, _status, _msg = _error_code(exc)
+                # Denied to list buckets: the keys were accepted. Redirected:
+                # a regional endpoint; the bucket step below sorts out the region.
+                if code not in ("AccessDenied", "403", "PermanentRedirect", "301"):
+                    raise
+        with steps.step("bucket", bucket):
+            region, client = self._locate(endpoint, client, bucket, region)
+        return S3Connection(endpoint, client, bucket, prefix, region)
+
+    def _locate(self, endpoint: Endpoint, client: Any, bucket: str,
+                region: str) -> tuple[str, Any]:
+        """Check the bucket is there and S3 answers; follow a wrong region once."""
+        for _attempt in range(2):
+            try:
+                client.list_objects_v2(Bucket=bucket, MaxKeys=1)
+                return region, client
+            except botocore.exceptions.ClientError as exc:
+                code, _status, _msg = _error_code(exc)
+                actual = _redirect_region(exc)
+                if code in ("NoSuchBucket", "404"):
+                    raise NotFound(f"the bucket '{bucket}' does not exist",
+                                   fix="create the bucket, or correct its name in the URL"
+                                   ) from None
+                if actual and actual != region and code in ("PermanentRedirect", "301",
+                                                            "AuthorizationHeaderMalformed"):
+                    log.warning("bucket %s is in region %s, not %s: set region = \"%s\" in the "
+                                "target's options to skip this detour", bucket, actual, region,
+                                actual)
+                    region, client = actual, self._client(endpoint, actual)
+                    continue
+                raise
+            except botocore.exceptions.ResponseParserError:
+                raise Fatal("the endpoint did not answer as S3 does",
+                            fix="check endpoint_url: it must be the S3 API of the store"
+                            ) from None
+        raise Fatal(f"the bucket '{bucket}' still redirects after switching to region "
+                    f"{region}", fix="set the bucket's region in the target's options")
+
+    @hookimpl
+    def translate_error(self, exc: Exception) -> TargetError | None:
+        b = botocore.exceptions
+        if isinstance(exc, b.ClientError):
+            code, status, message = _error_code(exc)
+            detail = f"{code}: {message}" if message else code
+            if code in AUTH_CODES:
+                return AuthError(detail)
+            if code in ("NoSuchKey", "NoSuchBucket", "404", "NotFound"):
+                return NotFound(detail if code == "NoSuchBucket" else "")
+            if code in ("AccessDenied", "403", "AllAccessDisabled"):
+                return PermissionDenied(detail)
+            if code in ("PermanentRedirect", "301"):
+                return Fatal(f"wrong region: {detail}",
+                             fix=f"set region = \"{_redirect_region(exc) or '?'}\"")
+            if code in TRANSIENT_CODES or status >= 500:
+                return Transient(f"S3 {detail}")
+            return Fatal(f"S3 {detail}")
+        if isinstance(exc, b.NoCredentialsError | b.PartialCredentialsError):
+            return AuthError("no AWS credentials", fix="store them with offsite credentials "
+                             "set JOB.TARGET, or configure the AWS credential chain")
+        if isinstance(exc, b.SSLError):
+            return TLSFailed(str(exc), host=getattr(exc, "kwargs", {}).get("endpoint_url", "?"))
+        if isinstance(exc, b.EndpointConnectionError | b.ConnectTimeoutError |
+                      b.ReadTimeoutError | b.ConnectionClosedError):
+            return Transient(str(exc))
+        if isinstance(exc, b.ResponseParserError):
+            return Fatal("the endpoint did not answer as S3 does",
+                         fix="check endpoint_url: it must be the S3 API of the store")
+        if isinstance(exc, b.BotoCoreError):
+            return Fatal(str(exc))
+        return None
+
+    # -- transfer ---------------------------------------------------------------
+
+    def _extra(self, conn: S3Connection) -> dict[str, str]:
+        extra = {}
+        if conn.endpoint.options.get("storage_class"):
+            extra["StorageClass"] = str(conn.endpoint.options["storage_class"])
+        if conn.endpoint.options.get("sse"):
+            extra["ServerSideEncryption"] = str(conn.endpoint.options["sse"])
+        return extra
+
+    @hookimpl
+    def put(self, conn: S3Connection, path: str, transfer: Transfer) -> RemoteFile:
+        key = conn.key(path)
+        if transfer.size <= SINGLE_PUT_MAX:
+            with transfer.open(0) as reader:
+                data = _read_exactly(reader, transfer.size)
+                transfer.progress(0)
+                conn.client.put_object(Bucket=conn.bucket, Key=key, Body=data,
+                                       **self._extra(conn))
+                transfer.progress(len(data))
+        else:
+            self._multipart(conn, key, transfer)
+        return self._head(conn, path)
+
+    def _multipart(self, conn: S3Connection, key: str, transfer: Transfer) -> None:
+        client, bucket = conn.client, conn.bucket
+        size = transfer.size
+        step = part_size(size)
+        done: dict[int, str] = {}
+        upload_id = None
+        token = transfer.resume
+        if token and token.get("key") == key and token.get("upload_id") \
+                and token.get("part_size") == step:
+            upload_id = str(token["upload_id"])
+            try:
+                for page in client.get_paginator("list_parts").paginate(
+                        Bucket=bucket, Key=key, UploadId=upload_id):
+                    for p in page.get("Parts", []):
+                        done[int(p["PartNumber"])] = str(p["ETag"])
+            except botocore.exceptions.ClientError as exc:
+                if _error_code(exc)[0] != "NoSuchUpload":
+                    raise
+                upload_id, done = None, {}
+        if upload_id is None:
+            self._abort_stale(conn, key)
+            upload_id = client.create_multipart_upload(Bucket=bucket, Key=key,
+                                                       **self._extra(conn))["UploadId"]
+            transfer.save_token({"key": key, "upload_id": upload_id, "part_size": step})
+        count = math.ceil(size / step)
+        first = 1
+        while first in done:  # resume after the parts that are there, in order
+            first += 1
+        offset = min(size, (first - 1) * step)
+        transfer.progress(offset)
+        with transfer.open(offset) as reader:
+            for number in range(first, count + 1):
+                data = _read_exactly(reader, min(step, size - (number - 1) * step))
+                answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
+                                            PartNumber=number, Body=data)
+                done[number] = str(answer["ETag"])
+                offset += len(data)
+                transfer.progress(offset)
+        client.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": done[n]}
+                                       for n in range(1, count + 1)]})
+
+    @staticmethod
+    def _abort_stale(conn: S3Connection, key: str) -> None:
+        """Abort multipart uploads of ``key`` that nobody will resume."""
+        pages = conn.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=conn.bucket, Prefix=key)
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                if upload["Key"] == key:
+                    conn.client.abort_multipart_upload(Bucket=conn.bucket, Key=key,
+                                                       UploadId=upload["UploadId"])
+
+    def _head(self, conn: S3Connection, path: str) -> RemoteFile:
+        head = conn.client.head_object(Bucket=conn.bucket, Key=conn.key(path))
+        return RemoteFile(path, int(head["ContentLength"]), head["LastModified"].timestamp(),
+                          f"etag:{str(head['ETag']).strip(chr(34))}")
+
+    @hookimpl
+    def get(self, conn: S3Connection, path: str, offset: int) -> Readable:
+        head = conn.client.head_object(Bucket=conn.bucket, Key=conn.key(path))
+        if offset >= int(head["ContentLength"]):
+            return _Empty()
+        extra = {"Range": f"bytes={offset}-"} if offset else {}
+        body: Readable = conn.client.get_object(Bucket=conn.bucket, Key=conn.key(path),
+                                                **extra)["Body"]
+        return body
+
+    # -- listing ----------------------------------------------------------------
+
+    @hookimpl
+    def list(self, conn: S3Connection, folder: str) -> Sequence[RemoteFile]:
+        base = conn.key(folder)
+        prefix = f"{base}/" if base else ""
+        found = []
+        for page in conn.client.get_paginator("list_objects_v2").paginate(
+                Bucket=conn.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                key = str(item["Key"])
+                if key.endswith("/"):
+                    continue  # a "folder" marker some tools create
+                rel = key[len(conn.prefix) + 1:] if conn.prefix else key
+                found.append(RemoteFile(paths.normalise(rel), int(item["Size"]),
+                                        item["LastModified"].timestamp(),
+                                        f"etag:{str(item['ETag']).strip(chr(34))}"))
+        return found
+
+    @hookimpl
+    def delete(self, conn: S3Connection, path: str) -> bool:
+        # S3 deletes a missing key without complaint; the contract says NotFound.
+        conn.client.head_object(Bucket=conn.bucket, Key=conn.key(path))
+        conn.client.delete_object(Bucket=conn.bucket, Key=conn.key(path))
+        return True
+
+    @hookimpl
+    def close(self, conn: S3Connection) -> bool:
+        conn.client.close()
+        return True
+
+
+#: The object the ``s3`` entry point names.
+plugin = S3Transport()
+
+__all__ = ["S3Connection", "S3Transport", "part_size", "plugin"]

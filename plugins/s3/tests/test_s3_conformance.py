@@ -1,0 +1,204 @@
+"""offsite-s3 against moto's S3 server: the conformance suite, then S3's own rules."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from click.testing import CliRunner
+
+from offsite.cli import cli
+from offsite.errors import AuthError, NotFound, SourceError
+from offsite.session import Transport
+from offsite.testing import conformance
+from offsite.testing.images import Volume
+from offsite.testing.sources import FailingSource, RecordingSource, random_bytes
+from offsite.transport import Endpoint
+from offsite_s3 import MAX_PARTS, MIN_PART, part_size
+
+MiB = 1 << 20
+
+
+def s3_endpoint(server: Any, bucket: str, folder: str = "backups/nightly",
+                **options: Any) -> Endpoint:
+    return Endpoint.from_url(
+        f"s3://{bucket}/{folder}", name="s3-test",
+        options={"endpoint_url": server.endpoint_url, "region": server.region, **options},
+        credentials={"access_key_id": server.access_key_id,
+                     "secret_access_key": server.secret_access_key})
+
+
+class S3Fixtures(conformance.TransportFixtures):
+    @pytest.fixture
+    def endpoint(self, moto_s3: Any, s3_bucket: str) -> Endpoint:
+        return s3_endpoint(moto_s3, s3_bucket)
+
+    @pytest.fixture
+    def broken_endpoint(self, moto_s3: Any) -> tuple[Endpoint, str]:
+        return s3_endpoint(moto_s3, "no-such-bucket-offsite"), "bucket"
+
+    @pytest.fixture
+    def large_size(self) -> int:
+        return 2 * MIN_PART + 4097  # multipart, with a short last part
+
+
+class TestS3(conformance.AllTests, S3Fixtures):
+    pass
+
+
+def test_part_size_never_exceeds_10000_parts() -> None:
+    for size in (1, MIN_PART, 50 * 1024**3, 5 * 1024**4):
+        step = part_size(size)
+        assert step >= MIN_PART and step % MiB == 0
+        assert -(-size // step) <= MAX_PARTS
+
+
+def test_resumed_multipart_sends_only_the_missing_parts(moto_s3: Any, s3_bucket: str) -> None:
+    endpoint = s3_endpoint(moto_s3, s3_bucket)
+    data = random_bytes(4 * MIN_PART + 123, seed=9)
+    tokens: list[dict[str, Any]] = []
+    with Transport.for_endpoint(endpoint).connect(endpoint) as session:
+        with pytest.raises(SourceError):  # the source dies inside part 3
+            session.put("big.ofi", FailingSource(data, 2 * MIN_PART + 1000),
+                        on_token=lambda t: tokens.append(dict(t)))
+        client = moto_s3.client()
+        key = "backups/nightly/big.ofi"
+        (upload,) = client.list_multipart_uploads(Bucket=s3_bucket)["Uploads"]
+        assert upload["UploadId"] == tokens[-1]["upload_id"]
+        parts = client.list_parts(Bucket=s3_bucket, Key=key, UploadId=upload["UploadId"])
+        assert [p["PartNumber"] for p in parts["Parts"]] == [1, 2]
+
+        again = RecordingSource(data)
+        session.put("big.ofi", again, resume=tokens[-1])
+        assert again.offsets == [2 * MIN_PART], "only parts 3 and 4 are sent"
+        with session.get("big.ofi") as f:
+            assert f.read() == data
+    assert "Uploads" not in client.list_multipart_uploads(Bucket=s3_bucket)
+
+
+def test_a_fresh_upload_aborts_the_abandoned_one(moto_s3: Any, s3_bucket: str) -> None:
+    endpoint = s3_endpoint(moto_s3, s3_bucket)
+    data = random_bytes(3 * MIN_PART, seed=2)
+    with Transport.for_endpoint(endpoint).connect(endpoint) as session:
+        with pytest.raises(SourceError):
+            session.put("x.ofi", FailingSource(data, MIN_PART + 5))
+        session.put("x.ofi", RecordingSource(data))  # no token: start over
+    client = moto_s3.client()
+    assert "Uploads" not in client.list_multipart_uploads(Bucket=s3_bucket)
+
+
+def test_unicode_and_spaces_in_the_folder(moto_s3: Any, s3_bucket: str) -> None:
+    endpoint = s3_endpoint(moto_s3, s3_bucket, folder="Sicherung Größe/日本")
+    with Transport.for_endpoint(endpoint).connect(endpoint) as session:
+        from offsite.transport import BytesSource
+
+        session.put("a b/ü.ofi", BytesSource(b"data"))
+        assert [f.path for f in session.list()] == ["a b/ü.ofi"]
+    keys = [o["Key"] for o in moto_s3.client().list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    assert keys == ["Sicherung Größe/日本/a b/ü.ofi"]
+
+
+def test_list_paginates(moto_s3: Any, s3_bucket: str) -> None:
+    client = moto_s3.client()
+    for i in range(1234):
+        client.put_object(Bucket=s3_bucket, Key=f"backups/nightly/f{i:05d}", Body=b"x")
+    endpoint = s3_endpoint(moto_s3, s3_bucket)
+    with Transport.for_endpoint(endpoint).connect(endpoint) as session:
+        assert len(session.list()) == 1234
+
+
+def check_fails(endpoint: Endpoint, step: str) -> Any:
+    report = Transport.for_endpoint(endpoint).check(endpoint)
+    assert report.failed is not None and report.failed.name == step, report.steps
+    error = report.failed.error
+    assert error is not None and error.hint
+    for secret in endpoint.secrets():
+        assert secret not in str(error) and secret not in repr(report)
+    return error
+
+
+def test_missing_bucket(moto_s3: Any) -> None:
+    error = check_fails(s3_endpoint(moto_s3, "offsite-missing-bucket"), "bucket")
+    assert isinstance(error, NotFound) and "does not exist" in str(error)
+
+
+def test_bad_keys(moto_s3_auth: Any) -> None:
+    endpoint = s3_endpoint(moto_s3_auth, moto_s3_auth.bucket, folder="nightly")
+    assert Transport.for_endpoint(endpoint).check(endpoint).ok, "the right keys work"
+    wrong = attrs.evolve(endpoint, credentials={
+        "access_key_id": moto_s3_auth.access_key_id, "secret_access_key": "wrong-secret-x"})
+    assert isinstance(check_fails(wrong, "auth"), AuthError)
+    unknown = attrs.evolve(endpoint, credentials={
+        "access_key_id": "AKIAUNKNOWN000000000", "secret_access_key": "wrong-secret-y"})
+    assert isinstance(check_fails(unknown, "auth"), AuthError)
+
+
+def test_wrong_region_is_detected_and_used(wrong_region_s3: Any, moto_s3: Any,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    endpoint = attrs.evolve(s3_endpoint(moto_s3, "some-bucket"),
+                            options={"endpoint_url": wrong_region_s3.endpoint_url,
+                                     "region": "us-east-1"})
+    caplog.set_level(logging.WARNING)
+    report = Transport.for_endpoint(endpoint).check(endpoint)
+    assert report.failed is not None and report.failed.name == "bucket"
+    assert "set region = \"eu-west-1\"" in caplog.text, "the operator gets the hint"
+    signed = [r["headers"].get("Authorization", "") for r in wrong_region_s3.requests]
+    assert any("/eu-west-1/s3/aws4_request" in h for h in signed), \
+        "after the redirect, requests are signed for the bucket's real region"
+
+
+def test_endpoint_that_is_not_s3(not_s3_server: Any, moto_s3: Any) -> None:
+    endpoint = attrs.evolve(s3_endpoint(moto_s3, "b"),
+                            options={"endpoint_url": not_s3_server.endpoint_url})
+    report = Transport.for_endpoint(endpoint).check(endpoint)
+    assert not report.ok
+    assert report.failed is not None and report.failed.error is not None
+    assert moto_s3.secret_access_key not in str(report.failed.error)
+
+
+def test_replicate_with_consolidation_and_restore(moto_s3: Any, s3_bucket: str,
+                                                   tmp_path: Path) -> None:
+    dest = tmp_path / "destination"
+    dest.mkdir()
+    config = tmp_path / "offsite.toml"
+    config.write_text(f'''
+[[job]]
+name = "nightly"
+destination = "{dest}"
+[[job.target]]
+name = "cloud"
+url = "s3://{s3_bucket}/offsite"
+[job.target.options]
+endpoint_url = "{moto_s3.endpoint_url}"
+region = "{moto_s3.region}"
+''')
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None, code: int = 0) -> Any:
+        result = runner.invoke(cli, ["--config", str(config), *args], input=input)
+        assert result.exit_code == code, (result.stdout, result.stderr)
+        return result
+
+    run("credentials", "set", "nightly.cloud", "--stdin", input=json.dumps(
+        {"access_key_id": moto_s3.access_key_id,
+         "secret_access_key": moto_s3.secret_access_key}))
+    vol = Volume(tmp_path / "vol.raw", 12 << 20, seed=4)
+    vol.image(dest, block_size=256 * 1024, compression="none")
+    for _ in range(3):
+        vol.scribble(3, 2 << 20)
+        vol.image(dest, compression="none")
+    out = run("run", "--json").stdout
+    assert moto_s3.secret_access_key not in out
+    keys = sorted(o["Key"] for o in moto_s3.client().list_objects_v2(
+        Bucket=s3_bucket)["Contents"])
+    assert keys == ["offsite/vol-b001-i003.ofi", "offsite/vol-b001.ofi"]
+    vol.scribble(1, 100_000)
+    vol.image(dest, compression="none")
+    run("run")
+    restored = tmp_path / "restored.raw"
+    run("restore", "nightly", "cloud", "vol-b001-i004.ofi", str(restored))
+    assert restored.read_bytes() == vol.states[4]
