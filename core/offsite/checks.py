@@ -11,13 +11,14 @@ set on it) and re-raises it, so a caller sees exactly where things broke.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import attrs
 
-from offsite.errors import TargetError
+from offsite.errors import ConnectFailed, ResolveFailed, TargetError
 
 
 @attrs.frozen
@@ -52,6 +53,25 @@ class CheckReport:
     def failed(self) -> CheckStep | None:
         """The step that failed, if any (steps stop at the first failure)."""
         return next((s for s in self.steps if not s.ok), None)
+
+
+def open_tcp(steps: Steps, host: str, port: int, timeout: float) -> socket.socket:
+    """The ``resolve`` and ``connect`` steps every network plugin starts with.
+
+    :returns: the connected socket (the caller owns it).
+    :raises ResolveFailed: the host name does not resolve.
+    :raises ConnectFailed: nothing answers at ``host:port`` (retried).
+    """
+    with steps.step("resolve", host):
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise ResolveFailed(exc.strerror or str(exc), host=host) from None
+    with steps.step("connect", f"{host}:{port}"):
+        try:
+            return socket.create_connection((host, port), timeout=timeout)
+        except OSError as exc:
+            raise ConnectFailed(exc.strerror or str(exc), address=f"{host}:{port}") from None
 
 
 class Steps:

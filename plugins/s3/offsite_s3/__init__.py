@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import socket
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any
@@ -30,14 +29,12 @@ import botocore.exceptions
 from botocore.config import Config
 
 from offsite import hookimpl, paths
-from offsite.checks import Steps
+from offsite.checks import Steps, open_tcp
 from offsite.errors import (
     AuthError,
-    ConnectFailed,
     Fatal,
     NotFound,
     PermissionDenied,
-    ResolveFailed,
     TargetError,
     TLSFailed,
     Transient,
@@ -153,16 +150,7 @@ class S3Transport:
         parts = urllib.parse.urlsplit(url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        with steps.step("resolve", host):
-            try:
-                socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except socket.gaierror as exc:
-                raise ResolveFailed(exc.strerror or str(exc), host=host) from None
-        with steps.step("connect", f"{host}:{port}"):
-            try:
-                socket.create_connection((host, port), timeout=10).close()
-            except OSError as exc:
-                raise ConnectFailed(exc.strerror or str(exc), address=f"{host}:{port}") from None
+        open_tcp(steps, host, port, timeout=10).close()  # boto3 makes its own connections
         client = self._client(endpoint, region)
         with steps.step("auth", "credentials"):
             try:

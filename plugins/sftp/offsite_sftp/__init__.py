@@ -36,15 +36,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from offsite import hookimpl, paths
-from offsite.checks import Steps
+from offsite.checks import Steps, open_tcp
 from offsite.errors import (
     AuthError,
-    ConnectFailed,
     Fatal,
     HostKeyRejected,
     NotFound,
     PermissionDenied,
-    ResolveFailed,
     TargetError,
     Transient,
 )
@@ -180,16 +178,7 @@ class SftpTransport:
         if not host or not endpoint.username:
             raise Fatal("an SFTP URL needs a user and a host",
                         fix="write it as sftp://user@host[:port]/folder")
-        with steps.step("resolve", host):
-            try:
-                socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except socket.gaierror as exc:
-                raise ResolveFailed(exc.strerror or str(exc), host=host) from None
-        with steps.step("connect", f"{host}:{port}"):
-            try:
-                sock = socket.create_connection((host, port), timeout=timeout)
-            except OSError as exc:
-                raise ConnectFailed(exc.strerror or str(exc), address=f"{host}:{port}") from None
+        sock = open_tcp(steps, host, port, timeout)
         transport = paramiko.Transport(sock, default_window_size=WINDOW)
         try:
             return self._session(endpoint, steps, transport, host, port, timeout)
