@@ -30,18 +30,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-MiB = 1 << 20
-ROOT = Path(__file__).resolve().parent.parent
-OFFSITE = str(Path(sys.executable).with_name("offsite"))
+import measure
+
+MiB = measure.MiB
+OFFSITE = measure.OFFSITE
 
 
-def size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    text = text.upper().rstrip("B").rstrip("I")
-    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+size = measure.size
 
 
 def ensure_zstd() -> None:
@@ -55,14 +52,13 @@ def ensure_zstd() -> None:
 
 
 def run(cmd: list[str] | str, *, shell: bool = False) -> tuple[float, int]:
-    """Run a command; return (seconds, peak RSS in MiB) of that process tree's leader."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, shell=shell, stdout=subprocess.DEVNULL)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {cmd}")
-    return seconds, usage.ru_maxrss // 1024
+    """Run a command through :mod:`measure`'s launcher: (seconds, its own peak RSS in MiB)."""
+    log = Path(tempfile.gettempdir()) / f"offsite-bench-image-{os.getpid()}.log"
+    if shell:
+        assert isinstance(cmd, str)
+        return measure.shell(cmd, log=log)
+    assert isinstance(cmd, list)
+    return measure.run(cmd, log=log)
 
 
 def make_volume(path: Path, total: int, seed: int) -> None:

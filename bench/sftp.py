@@ -39,38 +39,39 @@ import argparse
 import importlib.metadata
 import json
 import os
-import random
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from offsite_sftp.testserver import SshdInfo
 
-MiB = 1 << 20
-OFFSITE = str(Path(sys.executable).with_name("offsite"))
+from measure import (
+    OFFSITE,
+    MiB,
+    Row,
+    Step,
+    alternate,
+    build_destination,
+    empty,
+    human,
+    job_rounds,
+    run,
+    size,
+    stats_line,
+    tree_bytes,
+    write_random,
+)
+
 PASSWORD_ENV = "OFFSITE_BENCH_SFTP_PASSWORD"
 JOB, TARGET = "bench", "sftp"
 RCLONE_FLAGS = ["--retries", "1", "--low-level-retries", "1"]
 TIME_GOAL, BYTES_GOAL = 0.8, 0.7
 
-Row = tuple[float, int]  # (seconds, peak RSS in MiB)
-Step = tuple[str, Callable[[], Row]]
-
-
-def size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    text = text.upper().rstrip("B").rstrip("I")
-    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
-
-
-def human(n: float) -> str:
-    return f"{n / MiB:.1f} MiB" if n < 1 << 30 else f"{n / (1 << 30):.2f} GiB"
 
 
 # --------------------------------------------------------------------------- the offsite put
@@ -94,75 +95,6 @@ def put_main(argv: list[str]) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-# Peak RSS through a lean launcher: a child started straight from this process
-# reports at least this process's own peak in ru_maxrss (Linux records the
-# spawning process's memory high-water mark at exec, and vfork/fork share or
-# copy it), which would inflate every number by this heavy parent's. The
-# launcher, a bare `python -S`, is what spawns and os.wait4s the command; its
-# own small footprint is the floor that `true` shows (printed once).
-LAUNCHER = """\
-import os, sys, time
-result, cmd = sys.argv[1], sys.argv[2:]
-start = time.perf_counter()
-pid = os.posix_spawnp(cmd[0], cmd, os.environ)
-_pid, status, usage = os.wait4(pid, 0)
-seconds = time.perf_counter() - start
-with open(result, "w") as f:
-    f.write(f"{seconds!r} {usage.ru_maxrss}")
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
-
-
-def run(cmd: list[str], *, env: dict[str, str] | None = None, stdin: str | None = None,
-        log: Path) -> Row:
-    """Run a command; return (seconds, peak RSS in MiB of the command's own process).
-
-    Timed and waited for by the launcher; its output goes to ``log``, shown if it fails.
-    """
-    result = log.with_suffix(".rusage")
-    with open(log, "wb") as out:
-        proc = subprocess.run(
-            [sys.executable, "-S", "-c", LAUNCHER, str(result), *cmd],
-            env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
-            input=stdin.encode() if stdin is not None else None,
-            stdin=subprocess.DEVNULL if stdin is None else None, check=False)
-    if proc.returncode != 0:
-        sys.exit(f"failed (rc={proc.returncode}): {cmd[:4]} …\n{log.read_text(errors='replace')}")
-    seconds, maxrss_kib = result.read_text().split()
-    return float(seconds), int(maxrss_kib) // 1024
-
-
-def empty(folder: Path) -> None:
-    """Remove ``folder`` (as root), then write the page cache back, untimed."""
-    shutil.rmtree(folder, ignore_errors=True)
-    os.sync()
-
-
-def tree_bytes(folder: Path) -> tuple[int, list[str]]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    return sum(p.stat().st_size for p in files), [str(p.relative_to(folder)) for p in files]
-
-
-def write_random(path: Path, total: int, seed: int) -> None:
-    rnd = random.Random(seed)
-    with open(path, "wb") as f:
-        left = total
-        while left:
-            n = min(left, 4 * MiB)
-            f.write(rnd.randbytes(n))
-            left -= n
-
-
-def stats_line(name: str, rows: list[Row], nbytes: int | None = None) -> str:
-    times = [t for t, _ in rows]
-    med = statistics.median(times)
-    rate = f"  {nbytes / MiB / med:7.1f} MiB/s" if nbytes is not None else ""
-    return (f"  {name:42} median {med:7.2f} s  (min {min(times):6.2f}, max {max(times):6.2f})"
-            f"{rate}  peak RSS {max(r for _, r in rows):4d} MiB")
-
-
-def alternate(r: int, steps: list[Step]) -> list[Step]:
-    return steps if r % 2 == 0 else steps[::-1]
 
 
 # --------------------------------------------------------------------------- part 1
@@ -226,37 +158,10 @@ def throughput(sshd: SshdInfo, work: Path, total: int, runs: int,
 # --------------------------------------------------------------------------- part 2
 
 
-def build_destination(work: Path, vol_size: int) -> Path:
-    """A full image and three incrementals rewriting the same 25% hot blocks."""
-    vol, dest = work / "volume.raw", work / "dest"
-    dest.mkdir()
-    log = work / "cmd.log"
-    blocks = vol_size // MiB
-    print(f"\n[job] building a {human(vol_size)} volume (1 MiB blocks) and its images …",
-          flush=True)
-    write_random(vol, blocks * MiB, seed=2)
-    create = [OFFSITE, "image", "create", str(vol), str(dest), "--label", "vol",
-              "--block-size", "1M"]
-    run(create, log=log)
-    rnd = random.Random(3)
-    hot = sorted(rnd.sample(range(blocks), blocks // 4))
-    for _ in range(3):
-        with open(vol, "r+b") as f:
-            for b in hot:
-                f.seek(b * MiB)
-                f.write(rnd.randbytes(MiB))
-        run(create, log=log)
-    vol.unlink()
-    listing = ", ".join(f"{p.name} {p.stat().st_size / MiB:.1f} MiB"
-                        for p in sorted(dest.iterdir()) if p.is_file())
-    print(f"  {len(hot)} hot blocks of {blocks}; destination: {listing}")
-    return dest
-
-
 def job(sshd: SshdInfo, work: Path, total: int, runs: int,
         rclone_env: dict[str, str]) -> tuple[float, float]:
     """``offsite run`` against ``rclone copy``; return the (time, bytes) ratios."""
-    dest = build_destination(work, max(256 * MiB, total // 4 // MiB * MiB))
+    dest = build_destination(work, max(256 * MiB, total // 4 // MiB * MiB), hot_fraction=0.25)
     cfgdir = work / "config"
     cfgdir.mkdir(mode=0o700)
     cfg = cfgdir / "offsite.toml"
@@ -283,20 +188,9 @@ def job(sshd: SshdInfo, work: Path, total: int, runs: int,
                    env=rclone_env, log=log)
 
     dest_bytes, dest_files = tree_bytes(dest)
-    results: dict[str, list[Row]] = {"offsite": [], "rclone": []}
-    sent: dict[str, tuple[int, list[str]]] = {}
-    steps: list[Step] = [("offsite", offsite_run), ("rclone", rclone_copy)]
-    for r in range(runs):
-        for key, step in alternate(r, steps):
-            empty(target)
-            results[key].append(step())
-            at_target = tree_bytes(target)
-            if key in sent and sent[key] != at_target:
-                sys.exit(f"{key}: the target differs between runs: {at_target} vs {sent[key]}")
-            sent[key] = at_target
-        order = " → ".join(k for k, _ in alternate(r, steps))
-        print(f"  round {r + 1}/{runs} done ({order})", flush=True)
-    empty(target)
+    results, sent = job_rounds(
+        [("offsite", offsite_run), ("rclone", rclone_copy)], runs,
+        clear=lambda: empty(target), at_target=lambda: tree_bytes(target))
     if sent["rclone"] != (dest_bytes, dest_files):
         sys.exit(f"rclone's copy {sent['rclone']} differs from the destination "
                  f"{(dest_bytes, dest_files)}")

@@ -17,10 +17,12 @@ uploads for the same key are aborted before a fresh one starts.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import urllib.parse
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import attrs
@@ -39,7 +41,7 @@ from offsite.errors import (
     TLSFailed,
     Transient,
 )
-from offsite.transport import Endpoint, Readable, RemoteFile, Transfer
+from offsite.transport import Endpoint, Readable, RemoteFile, SourceReader, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,12 @@ SINGLE_PUT_MAX = 8 << 20
 #: S3's limits: parts of at least 5 MiB (but the last), at most 10,000 parts.
 MIN_PART = 5 << 20
 MAX_PARTS = 10_000
+#: Large uploads use bigger parts (fewer requests); small ones keep 5 MiB so
+#: a resume loses little.
+LARGE_PART = 8 << 20
+LARGE_UPLOAD = 64 << 20
+#: Parts uploaded at once. Memory is about (PARALLEL_PARTS + 1) parts.
+PARALLEL_PARTS = 4
 AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
               "AuthorizationHeaderMalformed", "InvalidClientTokenId"}
 TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
@@ -66,7 +74,8 @@ def part_size(size: int) -> int:
     """The part size for an upload of ``size`` bytes: at least 5 MiB, whole
     MiB, and never more than 10,000 parts."""
     need = math.ceil(size / MAX_PARTS)
-    return max(MIN_PART, math.ceil(need / (1 << 20)) * (1 << 20))
+    floor = LARGE_PART if size >= LARGE_UPLOAD else MIN_PART
+    return max(floor, math.ceil(need / (1 << 20)) * (1 << 20))
 
 
 @attrs.frozen
@@ -98,14 +107,20 @@ def _redirect_region(exc: botocore.exceptions.ClientError) -> str | None:
     return str(region) if region else None
 
 
-def _read_exactly(reader: Readable, n: int) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        chunk = reader.read(n - len(data))
-        if not chunk:
+def _read_exactly(reader: SourceReader, n: int) -> bytearray:
+    """``n`` bytes from the source, read straight into one buffer (no copies)."""
+    buffer = bytearray(n)
+    view = memoryview(buffer)
+    filled = 0
+    while filled < n:
+        got = reader.readinto(view[filled:])
+        if not got:
             break
-        data += chunk
-    return bytes(data)
+        filled += got
+    del view  # a bytearray with a live view cannot be resized
+    if filled < n:
+        del buffer[filled:]
+    return buffer
 
 
 class _Empty:
@@ -280,15 +295,38 @@ class S3Transport:
         while first in done:  # resume after the parts that are there, in order
             first += 1
         offset = min(size, (first - 1) * step)
-        transfer.progress(offset)
-        with transfer.open(offset) as reader:
-            for number in range(first, count + 1):
-                data = _read_exactly(reader, min(step, size - (number - 1) * step))
-                answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
-                                            PartNumber=number, Body=data)
-                done[number] = str(answer["ETag"])
-                offset += len(data)
-                transfer.progress(offset)
+        sent = offset
+        transfer.progress(sent)
+
+        def upload(number: int, data: bytearray) -> tuple[int, str, int]:
+            answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
+                                        PartNumber=number, Body=data)
+            return number, str(answer["ETag"]), len(data)
+
+        # Parts are read in order from the one source stream and sent by a few
+        # threads at once (boto3 releases the GIL on the network); at most
+        # PARALLEL_PARTS are in flight, so memory stays bounded.
+        in_flight: collections.deque[Future[tuple[int, str, int]]] = collections.deque()
+
+        def settle(limit: int) -> None:
+            nonlocal sent
+            while len(in_flight) > limit:
+                number, etag, length = in_flight.popleft().result()
+                done[number] = etag
+                sent += length
+                transfer.progress(sent)
+
+        with transfer.open(offset) as reader, ThreadPoolExecutor(PARALLEL_PARTS) as pool:
+            try:
+                for number in range(first, count + 1):
+                    data = _read_exactly(reader, min(step, size - (number - 1) * step))
+                    in_flight.append(pool.submit(upload, number, data))
+                    settle(PARALLEL_PARTS - 1)
+                settle(0)
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                raise
         client.complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=upload_id,
             MultipartUpload={"Parts": [{"PartNumber": n, "ETag": done[n]}

@@ -2,16 +2,19 @@
 
 Fixtures:
 
-* ``moto_s3`` (session): moto's ``ThreadedMotoServer`` in a *subprocess*, on a
-  free port. Any access key and secret are accepted (moto's default). Yields an
-  :class:`S3Info`; ``moto_s3.client()`` is a ready boto3 S3 client and
-  ``moto_s3.rclone_env()`` the environment for rclone's ``:s3:`` remote.
+* ``moto_s3`` (session): the server of :func:`offsite_s3.testserver.run_moto`,
+  moto's ``ThreadedMotoServer`` in a *subprocess*, on a free port. Any access
+  key and secret are accepted (moto's default). Yields an
+  :class:`~offsite_s3.testserver.S3Info`; ``moto_s3.client()`` is a ready boto3
+  S3 client and ``moto_s3.rclone_env()`` the environment for rclone's ``:s3:``
+  remote.
 * ``s3_bucket`` (function): a fresh, empty bucket ``offsite-<12 hex>`` on
   ``moto_s3``; emptied (objects *and* pending multipart uploads) and deleted
   afterwards. Yields its name.
-* ``moto_s3_auth`` (session): a second moto subprocess with IAM signature checks
-  switched on. Only its ``access_key_id``/``secret_access_key`` work; a wrong
-  secret gives ``SignatureDoesNotMatch``, an unknown key ``InvalidAccessKeyId``.
+* ``moto_s3_auth`` (session): a second moto subprocess
+  (``run_moto(enforce_auth=True)``) with IAM signature checks switched on.
+  Only its ``access_key_id``/``secret_access_key`` work; a wrong secret gives
+  ``SignatureDoesNotMatch``, an unknown key ``InvalidAccessKeyId``.
   ``moto_s3_auth.bucket`` already exists. **Use it for credential tests only**:
   moto (5.2.x) computes wrong signatures for requests whose path or query needs
   %-encoding (keys with ``+``, ``:`` or non-ASCII, ``Prefix="dir/"``,
@@ -25,7 +28,9 @@ Fixtures:
 
 Why a subprocess for moto: its auth switch (``/moto-api/reset-auth``) and its
 backends are process-global, so an in-process server would leak the auth mode
-and state into the test process (and into any ``mock_aws`` a test uses).
+and state into the test process (and into any ``mock_aws`` a test uses). The
+machinery lives in :mod:`offsite_s3.testserver` (shared with ``bench/s3.py``);
+the fake HTTP servers stay here.
 
 moto does not check the region (any client region works on any bucket), which
 is why the wrong-region behaviour needs the fake server.
@@ -37,14 +42,7 @@ Needs ``moto[server]>=5`` and ``boto3``; the module skips without them.
 from __future__ import annotations
 
 import http.server
-import json
-import shutil
-import subprocess
-import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,214 +55,19 @@ pytest.importorskip("boto3")
 pytest.importorskip("moto.server", reason="needs moto[server] (flask, werkzeug)")
 
 # Imported only after the importorskip calls above (ruff's E402 allows it).
-import boto3
-from botocore.config import Config
+from offsite_s3.testserver import S3Info, empty_bucket, run_moto
 
 __all__ = ["FakeHTTPServer", "RecordedRequest", "S3Info"]
 
-# boto3 builds its client classes at run time; there is no static type to name.
-S3Client = Any
-
-REGION = "us-east-1"
 WRONG_REGION = "eu-west-1"
-# moto without auth accepts anything; fixed values keep failures reproducible.
-ANY_KEY_ID = "offsite-test-key"
-ANY_SECRET = "offsite-test-secret"  # a throw-away test value
-AUTH_USER = "offsite"
 
 NOT_S3_PAGE = (
     b'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>hello</title></head>'
     b"<body>hello</body></html>"
 )
 
-# Runs in the child. The parent reads the port from the first stdout line and
-# shuts the server down by closing stdin (a dead parent closes it too, so no
-# orphaned moto survives a killed pytest). Then os._exit, not srv.stop(): stop
-# waits out werkzeug's 0.5 s poll and a normal exit spends ~0.2 s tearing down
-# moto's modules; the kernel closes the listening socket either way.
-_MOTO_CHILD = r"""
-import logging, os, sys
-# verbose=False does not silence werkzeug's per-request log lines; this does.
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-from moto.server import ThreadedMotoServer
-srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-srv.start()
-print(srv.get_host_and_port()[1], flush=True)
-sys.stdin.read()
-os._exit(0)
-"""
-
 
 # --------------------------------------------------------------------------- moto
-
-
-@attrs.frozen
-class S3Info:
-    """Where a moto server listens and which credentials to use there."""
-
-    endpoint_url: str
-    access_key_id: str
-    secret_access_key: str = attrs.field(repr=False)
-    process: subprocess.Popen[str] = attrs.field(repr=False)
-    region: str = REGION
-    bucket: str | None = None  # set by moto_s3_auth only (a pre-made bucket)
-
-    def client(
-        self,
-        *,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        region: str | None = None,
-    ) -> S3Client:
-        """A boto3 S3 client for this server (path addressing; override keys/region).
-
-        Path addressing because ``bucket.127.0.0.1`` cannot resolve. Two attempts
-        only, so that error tests do not wait for botocore's retry back-off.
-        """
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=region or self.region,
-            aws_access_key_id=access_key_id or self.access_key_id,
-            aws_secret_access_key=secret_access_key or self.secret_access_key,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
-        )
-
-    def rclone_env(self) -> dict[str, str] | None:
-        """Variables for ``rclone ... :s3:BUCKET/PATH`` against this server, or None.
-
-        Merge them into os.environ for the subprocess (``env={**os.environ,
-        **info.rclone_env()}``). ``AWS_CA_BUNDLE`` is set to "" on purpose: an
-        inherited bundle makes rclone 1.60's S3 backend fail with
-        ``LoadCustomCABundleError ... unsupported transport`` (this machine
-        exports one), and an empty value counts as unset for it. The upload
-        cutoff of 5G makes rclone use single PUTs: rclone 1.60's multipart
-        uploads get ``BadRequest (400)`` from moto 5.2.
-        """
-        if shutil.which("rclone") is None:
-            return None
-        return {
-            "RCLONE_CONFIG": "/dev/null",  # in-memory config, never a user's file
-            "AWS_CA_BUNDLE": "",
-            "RCLONE_S3_PROVIDER": "Other",
-            "RCLONE_S3_ENV_AUTH": "false",
-            "RCLONE_S3_ENDPOINT": self.endpoint_url,
-            "RCLONE_S3_REGION": self.region,
-            "RCLONE_S3_ACCESS_KEY_ID": self.access_key_id,
-            "RCLONE_S3_SECRET_ACCESS_KEY": self.secret_access_key,
-            "RCLONE_S3_FORCE_PATH_STYLE": "true",
-            "RCLONE_S3_UPLOAD_CUTOFF": "5G",
-        }
-
-
-def _no_proxy_open(req: urllib.request.Request | str, timeout: float) -> Any:
-    # A CI proxy (HTTP_PROXY without NO_PROXY) must not see loopback requests.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    return opener.open(req, timeout=timeout)
-
-
-def _wait_http_ok(url: str, deadline: float = 10.0) -> None:
-    end = time.monotonic() + deadline
-    while True:
-        try:
-            with _no_proxy_open(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        if time.monotonic() > end:
-            raise RuntimeError(f"{url} did not answer 200 within {deadline} s")
-        time.sleep(0.05)
-
-
-def _stop_child(proc: subprocess.Popen[str]) -> None:
-    try:
-        if proc.stdin is not None:
-            proc.stdin.close()  # the child's sys.stdin.read() returns -> srv.stop()
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        proc.wait(10)
-    finally:
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
-@contextmanager
-def run_moto(*, enforce_auth: bool = False) -> Iterator[S3Info]:
-    """Start moto in a child process; with ``enforce_auth`` bootstrap IAM, then lock.
-
-    With auth on, the yielded S3Info carries the IAM user's keys and a bucket
-    made before the switch.
-    """
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _MOTO_CHILD],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.strip():
-            raise RuntimeError(f"moto server did not start (rc={proc.wait(10)})")
-        url = f"http://127.0.0.1:{int(line)}"
-        # moto's management API answers without auth: a cheap readiness probe.
-        _wait_http_ok(url + "/moto-api/data.json")
-
-        if not enforce_auth:
-            yield S3Info(url, ANY_KEY_ID, ANY_SECRET, proc)
-            return
-
-        # Auth is still off, so the bootstrap keys may be anything. A later
-        # reset-auth with 0 free requests makes every following request checked
-        # (INITIAL_NO_AUTH_ACTION_COUNT=0 from the start would reject even this).
-        iam = boto3.client(
-            "iam",
-            endpoint_url=url,
-            region_name=REGION,
-            aws_access_key_id="bootstrap",
-            aws_secret_access_key="bootstrap",  # ignored while auth is off
-        )
-        iam.create_user(UserName=AUTH_USER)
-        iam.put_user_policy(
-            UserName=AUTH_USER,
-            PolicyName="s3-all",
-            PolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-                }
-            ),
-        )
-        key = iam.create_access_key(UserName=AUTH_USER)["AccessKey"]
-        bucket = f"offsite-auth-{uuid.uuid4().hex[:12]}"
-        info = S3Info(url, key["AccessKeyId"], key["SecretAccessKey"], proc, bucket=bucket)
-        info.client().create_bucket(Bucket=bucket)
-        # The explicit Content-Type matters: urllib's default (form-urlencoded)
-        # makes Flask swallow the body, and moto answers 500 (float('')).
-        req = urllib.request.Request(
-            url + "/moto-api/reset-auth",
-            data=b"0",
-            method="POST",
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        with _no_proxy_open(req, timeout=5) as resp:
-            if resp.status != 200:
-                raise RuntimeError(f"moto reset-auth answered {resp.status}")
-        yield info
-    finally:
-        _stop_child(proc)
-
-
-def empty_bucket(client: S3Client, bucket: str) -> None:
-    """Delete every object and abort every pending multipart upload in ``bucket``."""
-    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
-        for up in page.get("Uploads", []):
-            client.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            client.delete_object(Bucket=bucket, Key=obj["Key"])
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from offsite.testing import conformance
 from offsite.testing.images import Volume
 from offsite.testing.sources import FailingSource, RecordingSource, random_bytes
 from offsite.transport import Endpoint
-from offsite_s3 import MAX_PARTS, MIN_PART, part_size
+from offsite_s3 import LARGE_PART, MAX_PARTS, MIN_PART, PARALLEL_PARTS, part_size
 
 MiB = 1 << 20
 
@@ -44,6 +44,11 @@ class S3Fixtures(conformance.TransportFixtures):
     @pytest.fixture
     def large_size(self) -> int:
         return 2 * MIN_PART + 4097  # multipart, with a short last part
+
+    @pytest.fixture
+    def heap_limit(self) -> int:
+        # Up to PARALLEL_PARTS parts of 8 MiB in flight plus the one being read.
+        return (PARALLEL_PARTS + 2) * LARGE_PART
 
 
 class TestS3(conformance.AllTests, S3Fixtures):

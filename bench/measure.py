@@ -1,0 +1,162 @@
+"""What the benchmarks share: running a command and reading its own peak RSS,
+sizes, statistics lines, and the destination that the job benchmarks replicate.
+
+Imported by the scripts beside it (``python bench/X.py`` puts this folder on
+``sys.path``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+MiB = 1 << 20
+OFFSITE = str(Path(sys.executable).with_name("offsite"))
+
+Row = tuple[float, int]  # (seconds, peak RSS in MiB)
+Step = tuple[str, Callable[[], Row]]
+
+
+def size(text: str) -> int:
+    """``"1G"`` → bytes (K/M/G in powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.upper().rstrip("B").rstrip("I")
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+def human(n: float) -> str:
+    return f"{n / MiB:.1f} MiB" if n < 1 << 30 else f"{n / (1 << 30):.2f} GiB"
+
+
+# Peak RSS through a lean launcher: a child started straight from a benchmark
+# reports at least the benchmark's own peak in ru_maxrss (Linux records the
+# spawning process's memory high-water mark at exec, and vfork/fork share or
+# copy it), which would inflate every number by the heavy parent's. The
+# launcher, a bare `python -S`, is what spawns and os.wait4s the command; its
+# own small footprint is the floor that `true` shows.
+LAUNCHER = """\
+import os, sys, time
+result, cmd = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+pid = os.posix_spawnp(cmd[0], cmd, os.environ)
+_pid, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+with open(result, "w") as f:
+    f.write(f"{seconds!r} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run(cmd: list[str], *, env: dict[str, str] | None = None, stdin: str | None = None,
+        log: Path) -> Row:
+    """Run a command; return (seconds, peak RSS in MiB of the command's own process).
+
+    Timed and waited for by the launcher; its output goes to ``log``, shown if it fails.
+    """
+    result = log.with_suffix(".rusage")
+    with open(log, "wb") as out:
+        proc = subprocess.run(
+            [sys.executable, "-S", "-c", LAUNCHER, str(result), *cmd],
+            env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+            input=stdin.encode() if stdin is not None else None,
+            stdin=subprocess.DEVNULL if stdin is None else None, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"failed (rc={proc.returncode}): {cmd[:4]} …\n{log.read_text(errors='replace')}")
+    seconds, maxrss_kib = result.read_text().split()
+    return float(seconds), int(maxrss_kib) // 1024
+
+
+def shell(command: str, *, log: Path) -> Row:
+    """:func:`run` for a shell command line (``cat a b > c``)."""
+    return run(["/bin/sh", "-c", command], log=log)
+
+
+def empty(folder: Path) -> None:
+    """Remove ``folder``, then write the page cache back, untimed."""
+    shutil.rmtree(folder, ignore_errors=True)
+    os.sync()
+
+
+def tree_bytes(folder: Path) -> tuple[int, list[str]]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return sum(p.stat().st_size for p in files), [str(p.relative_to(folder)) for p in files]
+
+
+def write_random(path: Path, total: int, seed: int) -> None:
+    rnd = random.Random(seed)
+    with open(path, "wb") as f:
+        left = total
+        while left:
+            n = min(left, 4 * MiB)
+            f.write(rnd.randbytes(n))
+            left -= n
+
+
+def stats_line(name: str, rows: list[Row], nbytes: int | None = None) -> str:
+    times = [t for t, _ in rows]
+    med = statistics.median(times)
+    rate = f"  {nbytes / MiB / med:7.1f} MiB/s" if nbytes is not None else ""
+    return (f"  {name:42} median {med:7.2f} s  (min {min(times):6.2f}, max {max(times):6.2f})"
+            f"{rate}  peak RSS {max(r for _, r in rows):4d} MiB")
+
+
+def alternate(r: int, steps: list[Step]) -> list[Step]:
+    """Every other round in reverse order, so no tool always goes first."""
+    return steps if r % 2 == 0 else steps[::-1]
+
+
+def build_destination(work: Path, vol_size: int, hot_fraction: float) -> Path:
+    """A full image and three incrementals rewriting the same hot blocks."""
+    vol, dest = work / "volume.raw", work / "dest"
+    dest.mkdir()
+    log = work / "cmd.log"
+    blocks = vol_size // MiB
+    print(f"\n[job] building a {human(vol_size)} volume (1 MiB blocks) and its images …",
+          flush=True)
+    write_random(vol, blocks * MiB, seed=2)
+    create = [OFFSITE, "image", "create", str(vol), str(dest), "--label", "vol",
+              "--block-size", "1M"]
+    run(create, log=log)
+    rnd = random.Random(3)
+    hot = sorted(rnd.sample(range(blocks), int(blocks * hot_fraction)))
+    for _ in range(3):
+        with open(vol, "r+b") as f:
+            for b in hot:
+                f.seek(b * MiB)
+                f.write(rnd.randbytes(MiB))
+        run(create, log=log)
+    vol.unlink()
+    listing = ", ".join(f"{p.name} {p.stat().st_size / MiB:.1f} MiB"
+                        for p in sorted(dest.iterdir()) if p.is_file())
+    print(f"  {len(hot)} hot blocks of {blocks}; destination: {listing}")
+    return dest
+
+
+def job_rounds(steps: list[Step], runs: int, *, clear: Callable[[], None],
+               at_target: Callable[[], tuple[int, list[str]]],
+               ) -> tuple[dict[str, list[Row]], dict[str, tuple[int, list[str]]]]:
+    """Run each tool's job ``runs`` times from an empty target, alternating order.
+
+    :returns: the rows per tool, and what each tool left at the target (bytes,
+        files), which must be the same every round.
+    """
+    results: dict[str, list[Row]] = {name: [] for name, _ in steps}
+    sent: dict[str, tuple[int, list[str]]] = {}
+    for r in range(runs):
+        for name, step in alternate(r, steps):
+            clear()
+            results[name].append(step())
+            there = at_target()
+            if name in sent and sent[name] != there:
+                sys.exit(f"{name}: the target differs between runs: {there} vs {sent[name]}")
+            sent[name] = there
+        order = " → ".join(k for k, _ in alternate(r, steps))
+        print(f"  round {r + 1}/{runs} done ({order})", flush=True)
+    clear()
+    return results, sent

@@ -1,0 +1,343 @@
+"""Benchmark: offsite's S3 plugin against rclone (and boto3), on moto's S3 server on loopback.
+
+    python bench/s3.py [--size 1G] [--runs 5]
+
+Needs moto[server], boto3 and rclone: the server comes from
+``offsite_s3.testserver.run_moto()`` (moto in a child process on a free
+127.0.0.1 port, any credentials accepted, stopped at exit); one bucket holds
+everything and is deleted at exit. Everything is written to a temporary
+folder under /work when that exists (else tempfile's default), never to a
+tmpfs /tmp, and removed at exit; moto spools its objects there too. Two
+parts, each run side by side in one process, alternating the order every
+round, reporting medians:
+
+1. Throughput: one file of --size random bytes, uploaded to
+   ``BUCKET/bench/NAME`` by
+   * offsite: a fresh ``python bench/s3.py _put …`` process that connects
+     with ``Transport.for_endpoint`` and calls ``session.put(NAME,
+     FileSource(FILE))`` (the keys travel in an environment variable, never
+     in argv);
+   * rclone: ``rclone copyto FILE :s3:BUCKET/bench/NAME`` (on-the-fly remote
+     from environment variables) with ``--s3-upload-cutoff 5G``, i.e. one
+     single PUT: rclone 1.60's multipart uploads are rejected by moto 5
+     (``BadRequest (400)``);
+   * and, for reference, boto3's own managed ``upload_file`` (default
+     TransferConfig: 8 MiB parts, 10 threads) in a ``_boto3`` process.
+   The objects (and any pending multipart upload) are deleted and the page
+   cache written back (untimed) between runs. Peak RSS is read with
+   os.wait4. Goals: offsite's peak RSS < 150 MiB, throughput offsite/rclone
+   >= 1.0.
+
+2. A job: a destination holding a full image of a max(256 MiB, --size/4)
+   volume of random data (1 MiB blocks) and three incrementals that each
+   rewrite the same 20% "hot" blocks with new random data. ``offsite run``
+   of a job with one s3 target (options endpoint_url and region, keys stored
+   with ``offsite credentials set --stdin``; it sends the full image and the
+   three incrementals consolidated into one) against ``rclone copy DEST
+   :s3:BUCKET/job`` (every file, single PUTs as above). Every object under
+   the prefix (and, for offsite, the journal) is deleted before every run.
+   Goals: time offsite/rclone <= 0.8, bytes sent offsite/rclone <= 0.7.
+
+Timings are wall-clock on whatever else the machine is doing, with client
+and server on the same CPUs (and moto, a Python server, is slow and busy
+itself): quote medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from offsite_s3.testserver import S3Info
+
+from measure import (
+    OFFSITE,
+    MiB,
+    Row,
+    Step,
+    alternate,
+    build_destination,
+    human,
+    job_rounds,
+    run,
+    size,
+    stats_line,
+    tree_bytes,
+    write_random,
+)
+
+CREDENTIALS_ENV = "OFFSITE_BENCH_S3_CREDENTIALS"
+JOB, TARGET = "bench", "s3"
+PUT_PREFIX, JOB_PREFIX = "bench", "job"
+# Single PUTs: rclone 1.60's multipart uploads get BadRequest (400) from moto 5.
+RCLONE_FLAGS = ["--retries", "1", "--low-level-retries", "1", "--s3-upload-cutoff", "5G"]
+RSS_GOAL, TPUT_GOAL, TIME_GOAL, BYTES_GOAL = 150, 1.0, 0.8, 0.7
+HOT_PERCENT = 20
+
+
+
+# --------------------------------------------------------------------------- the uploaders
+
+
+def _credentials() -> dict[str, str]:
+    keys: dict[str, str] = json.loads(os.environ.pop(CREDENTIALS_ENV))
+    return keys
+
+
+def put_main(argv: list[str]) -> None:
+    """``_put ENDPOINT_URL REGION BUCKET FILE NAME``: one session.put into BUCKET/bench.
+
+    The keys come from $CREDENTIALS_ENV (JSON).
+    """
+    from offsite.session import Transport
+    from offsite.transport import Endpoint, FileSource
+
+    endpoint_url, region, bucket, file, name = argv
+    endpoint = Endpoint.from_url(f"s3://{bucket}/{PUT_PREFIX}",
+                                 options={"endpoint_url": endpoint_url, "region": region},
+                                 credentials=_credentials())
+    with Transport.for_endpoint(endpoint).connect(endpoint) as session:
+        placed = session.put(name, FileSource(file))
+    if placed.size != os.stat(file).st_size:
+        sys.exit(f"placed {placed.size} bytes of {os.stat(file).st_size}")
+
+
+def boto3_main(argv: list[str]) -> None:
+    """``_boto3 ENDPOINT_URL REGION BUCKET FILE KEY``: boto3's managed upload_file.
+
+    Default TransferConfig; path addressing (``bucket.127.0.0.1`` cannot
+    resolve). The keys come from $CREDENTIALS_ENV (JSON).
+    """
+    import boto3
+    from botocore.config import Config
+
+    endpoint_url, region, bucket, file, key = argv
+    keys = _credentials()
+    client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region,
+                          aws_access_key_id=keys["access_key_id"],
+                          aws_secret_access_key=keys["secret_access_key"],
+                          config=Config(s3={"addressing_style": "path"}))
+    client.upload_file(file, bucket, key)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+
+
+def empty_prefix(s3: S3Info, bucket: str, prefix: str) -> None:
+    """Delete everything under ``prefix`` (objects and pending uploads), untimed."""
+    from offsite_s3.testserver import empty_bucket
+
+    empty_bucket(s3.client(), bucket, prefix)
+
+
+def prefix_bytes(s3: S3Info, bucket: str, prefix: str) -> tuple[int, list[str]]:
+    """Total size and relative keys of the objects under ``prefix/``."""
+    client, found = s3.client(), {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                 Prefix=prefix + "/"):
+        for obj in page.get("Contents", []):
+            found[str(obj["Key"])[len(prefix) + 1:]] = int(obj["Size"])
+    return sum(found.values()), sorted(found)
+
+
+# --------------------------------------------------------------------------- part 1
+
+
+def throughput(s3: S3Info, bucket: str, work: Path, total: int, runs: int,
+               rclone_env: dict[str, str]) -> tuple[float, int]:
+    """Upload one file with each tool; return (throughput ratio offsite/rclone, offsite RSS)."""
+    payload = work / "payload.bin"
+    print(f"\n[throughput] writing {human(total)} of random bytes to {payload} …", flush=True)
+    write_random(payload, total, seed=1)
+    os.sync()
+    log = work / "cmd.log"
+    keys_env = {CREDENTIALS_ENV: json.dumps({"access_key_id": s3.access_key_id,
+                                             "secret_access_key": s3.secret_access_key})}
+    name = payload.name
+    key = f"{PUT_PREFIX}/{name}"
+    script = str(Path(__file__).resolve())
+
+    def offsite_put() -> Row:
+        return run([sys.executable, script, "_put", s3.endpoint_url, s3.region, bucket,
+                    str(payload), name], env=keys_env, log=log)
+
+    def rclone_put() -> Row:
+        return run(["rclone", "copyto", str(payload), f":s3:{bucket}/{key}", *RCLONE_FLAGS],
+                   env=rclone_env, log=log)
+
+    def boto3_put() -> Row:
+        return run([sys.executable, script, "_boto3", s3.endpoint_url, s3.region, bucket,
+                    str(payload), key], env=keys_env, log=log)
+
+    results: dict[str, list[Row]] = {"offsite": [], "rclone": [], "boto3": []}
+    labels = {"offsite": "offsite session.put (subprocess)",
+              "rclone": "rclone copyto (single PUT)",
+              "boto3": "boto3 upload_file, default (reference)"}
+    steps: list[Step] = [("offsite", offsite_put), ("rclone", rclone_put), ("boto3", boto3_put)]
+    client = s3.client()
+    for r in range(runs):
+        for tool, step in alternate(r, steps):
+            empty_prefix(s3, bucket, PUT_PREFIX)
+            results[tool].append(step())
+            got = int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+            if got != total:
+                sys.exit(f"{tool}: uploaded {got} bytes of {total}")
+        order = " → ".join(k for k, _ in alternate(r, steps))
+        print(f"  round {r + 1}/{runs} done ({order})", flush=True)
+    empty_prefix(s3, bucket, PUT_PREFIX)
+    payload.unlink()
+
+    print(f"\n[throughput] upload one {human(total)} file ({runs} runs)")
+    print("  rclone uses a single PUT (--s3-upload-cutoff 5G): its multipart uploads are"
+          " rejected by moto 5")
+    print("  boto3 upload_file uses its default TransferConfig (8 MiB parts, 10 threads)")
+    for tool in ("offsite", "rclone"):
+        print(stats_line(labels[tool], results[tool], total))
+    print(stats_line(labels["boto3"], results["boto3"], total))
+    med = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
+    ratio = med["rclone"] / med["offsite"]
+    rss = max(r for _, r in results["offsite"])
+    print(f"  throughput ratio offsite/rclone: {ratio:.2f}  (goal >= {TPUT_GOAL})"
+          f"   offsite/boto3: {med['boto3'] / med['offsite']:.2f}")
+    print(f"  offsite put peak RSS: {rss} MiB  (goal < {RSS_GOAL} MiB)")
+    return ratio, rss
+
+
+# --------------------------------------------------------------------------- part 2
+
+
+def job(s3: S3Info, bucket: str, work: Path, total: int, runs: int,
+        rclone_env: dict[str, str]) -> tuple[float, float, int]:
+    """``offsite run`` against ``rclone copy``; return the (time, bytes) ratios and offsite RSS."""
+    dest = build_destination(work, max(256 * MiB, total // 4 // MiB * MiB),
+                             hot_fraction=HOT_PERCENT / 100)
+    cfgdir = work / "config"
+    cfgdir.mkdir(mode=0o700)
+    cfg = cfgdir / "offsite.toml"
+    # json.dumps gives valid TOML basic strings for these values.
+    cfg.write_text(
+        f"[[job]]\nname = {json.dumps(JOB)}\ndestination = {json.dumps(str(dest))}\n\n"
+        f"  [[job.target]]\n  name = {json.dumps(TARGET)}\n"
+        f"  url = {json.dumps(f's3://{bucket}/{JOB_PREFIX}')}\n  retries = 0\n"
+        f"  [job.target.options]\n  endpoint_url = {json.dumps(s3.endpoint_url)}\n"
+        f"  region = {json.dumps(s3.region)}\n"
+    )
+    log = work / "cmd.log"
+    run([OFFSITE, "--config", str(cfg), "credentials", "set", f"{JOB}.{TARGET}", "--stdin"],
+        stdin=json.dumps({"access_key_id": s3.access_key_id,
+                          "secret_access_key": s3.secret_access_key}), log=log)
+    print(f"  {log.read_text().strip()}")
+
+    def offsite_run() -> Row:
+        for suffix in ("", "-wal", "-shm"):
+            (cfgdir / f"journal.sqlite{suffix}").unlink(missing_ok=True)
+        return run([OFFSITE, "--config", str(cfg), "run"], log=log)
+
+    def rclone_copy() -> Row:
+        return run(["rclone", "copy", str(dest), f":s3:{bucket}/{JOB_PREFIX}", *RCLONE_FLAGS],
+                   env=rclone_env, log=log)
+
+    dest_bytes, dest_files = tree_bytes(dest)
+    results, sent = job_rounds(
+        [("offsite", offsite_run), ("rclone", rclone_copy)], runs,
+        clear=lambda: empty_prefix(s3, bucket, JOB_PREFIX),
+        at_target=lambda: prefix_bytes(s3, bucket, JOB_PREFIX))
+    if sent["rclone"] != (dest_bytes, dest_files):
+        sys.exit(f"rclone's copy {sent['rclone']} differs from the destination "
+                 f"{(dest_bytes, dest_files)}")
+
+    print(f"\n[job] replicate the destination to an empty prefix ({runs} runs)")
+    print(stats_line("offsite run", results["offsite"]))
+    print(stats_line("rclone copy (single PUTs)", results["rclone"]))
+    med = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
+    time_ratio = med["offsite"] / med["rclone"]
+    bytes_ratio = sent["offsite"][0] / dest_bytes
+    rss = max(r for _, r in results["offsite"])
+    print(f"  time ratio offsite/rclone:  {time_ratio:.2f}  (goal <= {TIME_GOAL})")
+    print(f"  bytes sent offsite: {sent['offsite'][0] / MiB:8.1f} MiB"
+          f"  ({', '.join(sent['offsite'][1])})")
+    print(f"  bytes sent rclone:  {dest_bytes / MiB:8.1f} MiB  ({', '.join(dest_files)})")
+    print(f"  bytes ratio offsite/rclone: {bytes_ratio:.2f}  (goal <= {BYTES_GOAL})")
+    print(f"  offsite run peak RSS: {rss} MiB")
+    return time_ratio, bytes_ratio, rss
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["_put"]:
+        put_main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["_boto3"]:
+        boto3_main(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", default="1G", type=size, help="throughput file size (1G)")
+    parser.add_argument("--runs", default=5, type=int, help="rounds per part (5)")
+    args = parser.parse_args()
+    if shutil.which("rclone") is None:
+        sys.exit("this benchmark needs rclone: apt-get install rclone")
+
+    from offsite_s3.testserver import empty_bucket, run_moto
+
+    base = Path("/work") if Path("/work").is_dir() else None
+    work = Path(tempfile.mkdtemp(prefix="offsite-bench-s3-", dir=base))
+    try:
+        spool = work / "moto-spool"
+        spool.mkdir()
+        with run_moto(tmpdir=spool) as s3:
+            rclone_env = s3.rclone_env()
+            assert rclone_env is not None
+            bucket = f"offsite-bench-{uuid.uuid4().hex[:12]}"
+            client: Any = s3.client()
+            client.create_bucket(Bucket=bucket)
+            try:
+                version = subprocess.run(["rclone", "version"], capture_output=True, text=True,
+                                         check=True).stdout.splitlines()[0]
+                ver = importlib.metadata.version
+                print(f"moto {ver('moto')} on {s3.endpoint_url}, bucket {bucket}; {version}, "
+                      f"boto3 {ver('boto3')}, Python {sys.version.split()[0]}, "
+                      f"{os.cpu_count()} CPUs", flush=True)
+                _t, floor = run(["true"], log=work / "cmd.log")
+                print(f"peak RSS below is each command's own, through a launcher whose floor"
+                      f" (`true`) is {floor} MiB", flush=True)
+                tput, put_rss = throughput(s3, bucket, work, args.size, args.runs, rclone_env)
+                time_ratio, bytes_ratio, run_rss = job(s3, bucket, work, args.size, args.runs,
+                                                       rclone_env)
+            finally:
+                empty_bucket(client, bucket)
+                client.delete_bucket(Bucket=bucket)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    print("\nsummary")
+    print(f"  put throughput offsite/rclone (one {human(args.size)} file): {tput:.2f}"
+          f"  goal >= {TPUT_GOAL}: {verdict(tput >= TPUT_GOAL)}")
+    print(f"  put peak RSS offsite: {put_rss} MiB  goal < {RSS_GOAL} MiB:"
+          f" {verdict(put_rss < RSS_GOAL)}")
+    print(f"  job time   offsite/rclone: {time_ratio:.2f}  goal <= {TIME_GOAL}:"
+          f" {verdict(time_ratio <= TIME_GOAL)}")
+    print(f"  job bytes  offsite/rclone: {bytes_ratio:.2f}  goal <= {BYTES_GOAL}:"
+          f" {verdict(bytes_ratio <= BYTES_GOAL)}")
+    print(f"  job peak RSS offsite: {run_rss} MiB  (no goal)")
+
+
+if __name__ == "__main__":
+    main()
