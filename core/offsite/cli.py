@@ -348,20 +348,20 @@ def check(job: str | None, target: str | None, trust_host_key: bool) -> None:
     Every target of every job, or those of JOB, or just JOB's TARGET.
     Exit 4 if any check failed.
     """
-    from offsite.engine import Engine
+    from offsite.engine import target_endpoint, target_transport
     from offsite.errors import HostKeyRejected
 
     with _replication_errors():
         ctx = _ctx()
-        engine = Engine(ctx.config, None, ctx.credentials(), registry=ctx.registry)  # type: ignore[arg-type]
+        store = ctx.credentials()
         failed = False
         for j, t in ctx.targets(job, target):
-            endpoint = engine.endpoint(j, t)
-            report = engine.transport(j, t).check(endpoint)
+            endpoint = target_endpoint(j, t, store)
+            report = target_transport(j, t, store, ctx.registry).check(endpoint)
             refused = report.failed.error if report.failed else None
             if (trust_host_key and isinstance(refused, HostKeyRejected)
                     and _trust_host_key(refused)):
-                report = engine.transport(j, t).check(endpoint)
+                report = target_transport(j, t, store, ctx.registry).check(endpoint)
             click.echo(f"{j.name}.{t.name}  {endpoint.url}")
             for step in report.steps:
                 mark = "ok    " if step.ok else "FAILED"
@@ -515,15 +515,16 @@ def restore_cmd(job: str, target: str, image_path: str, output: str, force: bool
     target's subfolder is tried first when it has one).
     """
     from offsite import paths
-    from offsite.engine import Engine
+    from offsite.engine import target_endpoint, target_transport
     from offsite.fetch import restore_from_target
 
     with _replication_errors():
         ctx = _ctx()
         j = ctx.config.job(job)
         t = j.target(target)
-        engine = Engine(ctx.config, None, ctx.credentials(), registry=ctx.registry)  # type: ignore[arg-type]
-        with engine.transport(j, t).connect(engine.endpoint(j, t)) as session:
+        store = ctx.credentials()
+        transport = target_transport(j, t, store, ctx.registry)
+        with transport.connect(target_endpoint(j, t, store)) as session:
             candidates = [paths.join(t.subfolder, image_path)] if t.subfolder else []
             candidates.append(image_path)
             from offsite.errors import NotFound

@@ -282,6 +282,21 @@ class _HashingReader:
 # ---------------------------------------------------------------------------
 
 
+def target_endpoint(job: Job, target: TargetConfig,
+                    credentials: CredentialStore | None) -> Endpoint:
+    """The target's endpoint with its stored credentials (none stored: none)."""
+    creds = credentials.get(f"{job.name}.{target.name}") if credentials else {}
+    return attrs.evolve(target.endpoint, credentials=creds)
+
+
+def target_transport(job: Job, target: TargetConfig, credentials: CredentialStore | None,
+                     registry: Registry | None = None) -> Transport:
+    """The transport for a target, with its bandwidth limit if it has one."""
+    wrappers = [BandwidthLimit(target.bwlimit)] if target.bwlimit else []
+    return Transport.for_endpoint(target_endpoint(job, target, credentials), registry,
+                                  wrappers)
+
+
 class Engine:
     """Runs jobs. One engine per process; targets run on worker threads.
 
@@ -325,12 +340,10 @@ class Engine:
         return [self.config.job(n) for n in names] if names else list(self.config.jobs)
 
     def endpoint(self, job: Job, target: TargetConfig) -> Endpoint:
-        creds = self.credentials.get(f"{job.name}.{target.name}") if self.credentials else {}
-        return attrs.evolve(target.endpoint, credentials=creds)
+        return target_endpoint(job, target, self.credentials)
 
     def transport(self, job: Job, target: TargetConfig) -> Transport:
-        wrappers = [BandwidthLimit(target.bwlimit)] if target.bwlimit else []
-        return Transport.for_endpoint(self.endpoint(job, target), self.registry, wrappers)
+        return target_transport(job, target, self.credentials, self.registry)
 
     def run(self, names: Sequence[str] | None = None) -> list[TargetResult]:
         """One pass over the jobs (all, or ``names``); returns every target's result."""

@@ -15,7 +15,6 @@ import posixpath
 import shutil
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
 
 from offsite import paths
 from offsite.errors import CorruptImage, IncompleteImage, NotAnImage, NotFound
@@ -23,11 +22,12 @@ from offsite.image.chain import ImageFile, chain_to
 from offsite.image.format import HEADER, MAGIC, MAX_METADATA, Metadata
 from offsite.image.restore import restore_chain
 from offsite.session import Session
+from offsite.transport import Readable
 
 CHUNK = 1 << 20
 
 
-def _read_exactly(stream: BinaryIO, n: int, what: str) -> bytes:
+def _read_exactly(stream: Readable, n: int, what: str) -> bytes:
     data = bytearray()
     while len(data) < n:
         chunk = stream.read(n - len(data))
@@ -43,13 +43,13 @@ def remote_header(session: Session, path: str) -> Metadata:
     :raises NotAnImage: the file is not an OFI image.
     """
     with session.get(path) as stream:
-        head = _read_exactly(stream, HEADER.size, "header")  # type: ignore[arg-type]
+        head = _read_exactly(stream, HEADER.size, "header")
         magic, _major, _minor, length = HEADER.unpack(head)
         if magic != MAGIC:
             raise NotAnImage("wrong magic", file=path)
         if length > MAX_METADATA:
             raise CorruptImage(f"metadata length {length} exceeds {MAX_METADATA}", file=path)
-        raw = _read_exactly(stream, length, "metadata")  # type: ignore[arg-type]
+        raw = _read_exactly(stream, length, "metadata")
     return Metadata.from_json(raw, file=path)
 
 
