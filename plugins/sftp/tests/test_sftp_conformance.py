@@ -40,6 +40,12 @@ class PasswordFixtures(conformance.TransportFixtures):
     def wrong_credentials(self, endpoint: Endpoint) -> Endpoint:
         return attrs.evolve(endpoint, credentials={"password": conformance.CANARY})
 
+    @pytest.fixture
+    def get_heap_limit(self) -> int:
+        # paramiko holds what the SSH window lets in (8 MiB) plus our two read-ahead
+        # windows (2 x 4 MiB) and per-packet copies: measured 4-34 MiB under load.
+        return 48 * conformance.MiB
+
 
 class KeyFixtures(PasswordFixtures):
     """The encrypted RSA key's text and passphrase, as the credential store holds them."""
