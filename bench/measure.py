@@ -160,3 +160,30 @@ def job_rounds(steps: list[Step], runs: int, *, clear: Callable[[], None],
         print(f"  round {r + 1}/{runs} done ({order})", flush=True)
     clear()
     return results, sent
+
+
+def job_report(results: dict[str, list[Row]], sent: dict[str, tuple[int, list[str]]],
+               destination: tuple[int, list[str]], *, runs: int, where: str, rclone: str,
+               time_goal: float, bytes_goal: float) -> tuple[float, float, int]:
+    """Print the job comparison; return (time ratio, bytes ratio, offsite's peak RSS).
+
+    rclone copies every file, so what it left at the target must be the
+    destination itself; anything else means the comparison is not fair.
+    """
+    dest_bytes, dest_files = destination
+    if sent["rclone"] != destination:
+        sys.exit(f"rclone's copy {sent['rclone']} differs from the destination {destination}")
+    print(f"\n[job] replicate the destination to {where} ({runs} runs)")
+    print(stats_line("offsite run", results["offsite"]))
+    print(stats_line(rclone, results["rclone"]))
+    med = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
+    time_ratio = med["offsite"] / med["rclone"]
+    bytes_ratio = sent["offsite"][0] / dest_bytes
+    rss = max(r for _, r in results["offsite"])
+    print(f"  time ratio offsite/rclone:  {time_ratio:.2f}  (goal <= {time_goal})")
+    print(f"  bytes sent offsite: {sent['offsite'][0] / MiB:8.1f} MiB"
+          f"  ({', '.join(sent['offsite'][1])})")
+    print(f"  bytes sent rclone:  {dest_bytes / MiB:8.1f} MiB  ({', '.join(dest_files)})")
+    print(f"  bytes ratio offsite/rclone: {bytes_ratio:.2f}  (goal <= {bytes_goal})")
+    print(f"  offsite run peak RSS: {rss} MiB")
+    return time_ratio, bytes_ratio, rss

@@ -69,6 +69,7 @@ from measure import (
     alternate,
     build_destination,
     human,
+    job_report,
     job_rounds,
     run,
     size,
@@ -255,23 +256,9 @@ def job(s3: S3Info, bucket: str, work: Path, total: int, runs: int,
         [("offsite", offsite_run), ("rclone", rclone_copy)], runs,
         clear=lambda: empty_prefix(s3, bucket, JOB_PREFIX),
         at_target=lambda: prefix_bytes(s3, bucket, JOB_PREFIX))
-    if sent["rclone"] != (dest_bytes, dest_files):
-        sys.exit(f"rclone's copy {sent['rclone']} differs from the destination "
-                 f"{(dest_bytes, dest_files)}")
-
-    print(f"\n[job] replicate the destination to an empty prefix ({runs} runs)")
-    print(stats_line("offsite run", results["offsite"]))
-    print(stats_line("rclone copy (single PUTs)", results["rclone"]))
-    med = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
-    time_ratio = med["offsite"] / med["rclone"]
-    bytes_ratio = sent["offsite"][0] / dest_bytes
-    rss = max(r for _, r in results["offsite"])
-    print(f"  time ratio offsite/rclone:  {time_ratio:.2f}  (goal <= {TIME_GOAL})")
-    print(f"  bytes sent offsite: {sent['offsite'][0] / MiB:8.1f} MiB"
-          f"  ({', '.join(sent['offsite'][1])})")
-    print(f"  bytes sent rclone:  {dest_bytes / MiB:8.1f} MiB  ({', '.join(dest_files)})")
-    print(f"  bytes ratio offsite/rclone: {bytes_ratio:.2f}  (goal <= {BYTES_GOAL})")
-    print(f"  offsite run peak RSS: {rss} MiB")
+    time_ratio, bytes_ratio, rss = job_report(
+        results, sent, (dest_bytes, dest_files), runs=runs, where="an empty prefix",
+        rclone="rclone copy (single PUTs)", time_goal=TIME_GOAL, bytes_goal=BYTES_GOAL)
     return time_ratio, bytes_ratio, rss
 
 
