@@ -143,3 +143,16 @@ def test_hook_leaving_out_an_argument_is_refused(make_dist: MakeDist, good_plugi
     make_dist("offsite-nooffset", source, schemes={"nooffset": "plugin"})
     info = by_scheme("nooffset")
     assert info.status == "failed" and "leaves out offset" in info.reason
+
+
+def test_discovery_for_some_schemes_imports_only_those(make_dist: MakeDist) -> None:
+    # `offsite run` of a job with file:// targets must not pay for importing
+    # boto3 or paramiko: it asks only for the schemes its config uses.
+    make_dist("offsite-heavy", "raise SystemExit('must not be imported')\n",
+              schemes={"heavy": "plugin"})
+    from offsite.plugins import installed_schemes
+
+    assert {"file", "heavy"} <= installed_schemes()  # known without importing
+    registry = discover({"file"})
+    assert [p.scheme for p in registry.plugins] == ["file"]
+    assert registry.info("file").status == "ok"

@@ -526,3 +526,42 @@ def test_status_shows_error_text_verbatim(site: Site) -> None:
     site.one_target(site.target("t"))
     out = site.cli("status").stdout
     assert "[nightly.t] auth failed [/]" in out
+
+
+def test_damaged_full_image_is_refused_before_a_damaged_byte_leaves(site: Site) -> None:
+    site.image()
+    image = site.vol.images[0]
+    with ImageReader(image) as r:
+        entry = [e for e in r.entries() if e.length][5]
+    flip_byte(image, entry.offset + 7)
+    t = site.target("t")
+    site.one_target(t)
+    result = site.cli("run", code=3)
+    assert "vol-b001.ofi" in result.stderr and "SHA-256" in result.stderr
+    assert files(t) == [], "a damaged image is never placed"
+    # Payloads are checked before they are handed to the plugin: the partial
+    # file holds the good bytes before the damaged payload, never that one.
+    partials = [p for p in t.rglob("*") if p.is_file()]
+    for partial in partials:
+        assert partial.stat().st_size <= entry.offset
+        assert partial.read_bytes() == image.read_bytes()[: partial.stat().st_size]
+
+
+def test_damage_in_a_block_the_consolidation_skips_is_still_refused(site: Site) -> None:
+    # i001 and i002 both rewrite block 0; the consolidation i001..i002 copies
+    # i002's version only, but a damaged i001 must still be reported and stop
+    # the set, as the destination's chain is broken at point 1.
+    site.image()
+    site.vol.scribble(3, 2 * BS)
+    site.vol.write(0, os.urandom(BS))
+    site.vol.image(site.dest, block_size=BS)
+    site.vol.write(0, os.urandom(BS))
+    site.vol.image(site.dest, block_size=BS)
+    with ImageReader(site.vol.images[1]) as r:
+        entry = next(e for e in r.entries() if e.block == 0)
+    flip_byte(site.vol.images[1], entry.offset + 1)
+    t = site.target("t")
+    site.one_target(t)
+    result = site.cli("run", code=3)
+    assert "vol-b001-i001.ofi" in result.stderr and "SHA-256" in result.stderr
+    assert files(t) == ["vol-b001.ofi"]

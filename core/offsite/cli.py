@@ -255,19 +255,21 @@ class _Context:
 
     @property
     def registry(self) -> Any:
+        """The plugins the config's targets use, imported (and only those)."""
         if self._registry is None:
             from offsite.plugins import discover
 
-            self._registry = discover()
+            self._registry = discover({t.endpoint.scheme for j in self.config.jobs
+                                       for t in j.targets})
         return self._registry
 
     @property
     def config(self) -> Any:
         if self._config is None:
             from offsite.config import Config
+            from offsite.plugins import installed_schemes
 
-            schemes = [p.scheme for p in self.registry.plugins if p.status == "ok"]
-            self._config = Config.load(self.config_path, schemes=schemes)
+            self._config = Config.load(self.config_path, schemes=installed_schemes())
             for warning in self._config.warnings:
                 click.echo(f"warning: {warning}", err=True)
         return self._config

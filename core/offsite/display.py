@@ -9,24 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:  # rich costs 0.1 s to import: only the terminal display loads it
+    from rich.console import Console
+    from rich.progress import TaskID
+    from rich.table import Table
 
 from offsite.engine import (
     BytesProgressed,
@@ -88,25 +82,44 @@ def describe(event: Event) -> str | None:
     return None
 
 
+#: C0 and C1 control characters (and DEL), shown as "?" in log lines.
+_NO_CONTROLS = {c: "?" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
 class LogLines:
     """Plain lines on stderr, for logs and pipes (no progress bars)."""
 
-    def __init__(self, console: Console | None = None, *, errors_only: bool = False) -> None:
-        self.console = console or Console(stderr=True, soft_wrap=True, highlight=False)
+    def __init__(self, out: TextIO | None = None, *, errors_only: bool = False) -> None:
+        self.out = out
         self.errors_only = errors_only
+        self._lock = threading.Lock()  # targets run in parallel threads
 
     def __call__(self, event: Event) -> None:
         if self.errors_only and not isinstance(event, (TargetFailed, DataProblem)):
             return
         line = describe(event)
         if line is not None:
-            self.console.print(line, markup=False)
+            line = line.translate(_NO_CONTROLS)  # a file name must not drive the terminal
+            out = self.out or sys.stderr  # looked up late: tests swap sys.stderr
+            with self._lock:
+                out.write(line + "\n")
+                out.flush()
 
 
 class ProgressDisplay:
     """A live progress display on the terminal: a bar per upload in flight."""
 
     def __init__(self, console: Console | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self.progress = Progress(
             TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
             TransferSpeedColumn(), TimeRemainingColumn(),
@@ -147,6 +160,9 @@ def _size(n: int) -> str:
 
 def status_table(statuses: Sequence[TargetStatus]) -> Table:
     """``offsite status``: one row per target, from the journal."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, pad_edge=False)
     for column in ("target", "state", "in flight", "done / total", "rate", "ETA",
                    "last run", "last error"):

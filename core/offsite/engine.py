@@ -7,9 +7,10 @@ order (lower first; equal priorities in parallel threads). For each target:
 2. finish the uploads the journal says were in flight, from their resume
    tokens, before anything new;
 3. list the target, take the policy baselines, and :func:`offsite.plan.plan`;
-4. carry out the plan: images are verified before upload (a consolidation
-   is checked as it streams, straight from its inputs into ``put``), every
-   step is recorded in the journal, deletes only in mirror mode.
+4. carry out the plan: images and consolidations stream straight from the
+   destination into ``put`` and check every payload before handing it on
+   (:mod:`offsite.image.stream`), every step is recorded in the journal,
+   deletes only in mirror mode.
 
 A :class:`~offsite.errors.Transient` failure reconnects and starts again
 from step 2 (so the interrupted upload resumes), up to ``retries`` times with
@@ -52,7 +53,7 @@ from offsite.errors import (
 )
 from offsite.image.chain import scan
 from offsite.image.consolidate import Consolidation
-from offsite.image.verify import verify_image
+from offsite.image.stream import ImageSource
 from offsite.journal import Journal, Placed
 from offsite.plan import Delete, LocalFile, Note, Options, Plan, Put, plan
 from offsite.plugins import Registry, discover
@@ -318,14 +319,13 @@ class Engine:
         self.config = config
         self.journal = journal
         self.credentials = credentials
-        self.registry = registry or discover()
+        self.registry = registry or discover({t.endpoint.scheme for j in config.jobs
+                                              for t in j.targets})
         self.listeners = list(listeners)
         self._sleep = sleep
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.cancel = threading.Event()
-        self._verified: set[tuple[str, int, int]] = set()
-        self._verified_lock = threading.Lock()
 
     def emit(self, event: Event) -> None:
         for listener in self.listeners:
@@ -510,31 +510,23 @@ class Engine:
             self._put(job, target, session, action, tally, resume=flight.token)
 
     def _source(self, job: Job, action: Put) -> Source:
-        """What to upload for ``action``, after checking every byte it comes from.
+        """What to upload for ``action``: images check themselves as they stream.
 
-        Every source image is verified whole, also the blocks a consolidation
-        will not copy (superseded by a newer image): damage anywhere in the
-        destination's chain is reported, never uploaded past. The stream is
-        then not hashed a second time.
+        Structure, index and footer hash are checked here, before any byte
+        moves; every payload is checked before any of its bytes are handed to
+        the plugin, and a consolidation also checks the payloads it does not
+        copy (superseded blocks) before its last bytes go out. Damage anywhere
+        in the sources thus fails the upload before the file is complete at
+        the target, and every byte is read once.
+
+        :raises ImageError: a source is not a sound image (nothing has moved).
         """
         paths = [job.destination / name for name in action.sources]
-        if action.kind != "other":
-            for path in paths:
-                self._verify_once(path)
+        if action.kind == "other":
+            return FileSource(paths[0])
         if action.consolidated:
-            return Consolidation(paths, check=False)
-        return FileSource(paths[0])
-
-    def _verify_once(self, path: Path) -> None:
-        """verify_image, once per file version per engine (targets share it)."""
-        st = path.stat()
-        key = (str(path), st.st_size, st.st_mtime_ns)
-        with self._verified_lock:
-            if key in self._verified:
-                return
-        verify_image(path)
-        with self._verified_lock:
-            self._verified.add(key)
+            return Consolidation(paths, check=True)
+        return ImageSource(paths[0])
 
     def _put(self, job: Job, target: TargetConfig, session: Session, action: Put,
              tally: _Tally, resume: Any = None) -> bool:

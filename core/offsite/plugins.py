@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -174,15 +174,16 @@ class _Candidate:
 
 def _candidates() -> list[_Candidate]:
     # stevedore's cached entry points do not know their distribution; ask
-    # importlib.metadata, which stevedore reads underneath, once.
+    # importlib.metadata, which stevedore reads underneath. Only the group's
+    # entry points are looked at, and only their distributions' metadata is
+    # parsed (parsing all of them cost 40 ms per call with 100 installed).
     found: dict[tuple[str, str, str], _Candidate] = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"] or "?"
-        for ep in dist.entry_points:
-            if ep.group == GROUP:
-                # The same distribution seen twice on sys.path counts once.
-                found.setdefault((ep.name, ep.value, name),
-                                 _Candidate(ep.name, ep.value, name, dist.version or "?"))
+    for ep in importlib.metadata.entry_points(group=GROUP):
+        dist = ep.dist
+        name = (dist.metadata["Name"] if dist is not None else None) or "?"
+        version = (dist.version if dist is not None else None) or "?"
+        # The same distribution seen twice on sys.path counts once.
+        found.setdefault((ep.name, ep.value, name), _Candidate(ep.name, ep.value, name, version))
     return sorted(found.values(), key=lambda c: (c.name, c.distribution))
 
 
@@ -207,17 +208,32 @@ def _import(names: set[str]) -> tuple[dict[tuple[str, str], object], dict[tuple[
     return objects, failures
 
 
-def discover() -> Registry:
+def installed_schemes() -> set[str]:
+    """The schemes installed plugins claim (valid names, not switched off), without
+    importing any plugin: what a config's URLs are checked against."""
+    disabled = _disabled()
+    return {c.name for c in _candidates() if SCHEME.match(c.name)
+            and c.name not in disabled and c.distribution not in disabled}
+
+
+def discover(schemes: Collection[str] | None = None) -> Registry:
     """Find, import and validate every installed target plugin.
 
     Never raises for a bad plugin: its :class:`PluginInfo` says why it is
     unusable, and the others load as usual. Plugins that are switched off or
     whose entry-point name is not a URL scheme are not even imported.
+
+    :param schemes: import and list only the plugins for these schemes (what
+        a config's targets use): a job over SFTP does not pay for importing
+        boto3. ``None``: all of them, as ``offsite targets`` lists them.
     """
     disabled = _disabled()
     infos: list[PluginInfo] = []
     wanted: list[_Candidate] = []
+    only = None if schemes is None else {s.lower() for s in schemes}
     for c in _candidates():
+        if only is not None and c.name not in only:
+            continue
         if not SCHEME.match(c.name):
             infos.append(c.info("failed", f"entry point name {c.name!r} is not a valid URL "
                                 "scheme (lower-case letters, digits, '+', '-', '.'; "

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import io
 import os
+import queue
+import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO, Protocol
@@ -29,6 +31,8 @@ from offsite.errors import SourceError
 #: How much a plugin should move per read/write: large enough for full speed
 #: on every protocol, small enough to keep memory flat.
 CHUNK_SIZE = 1 << 20
+#: How many chunks a :class:`SourceReader` reads ahead of the plugin.
+READ_AHEAD = 4
 
 #: A plugin's own JSON-serialisable note of how to resume an upload
 #: (a partial file's name and the offset known to be durable, an S3 upload
@@ -194,6 +198,13 @@ class SourceReader(io.RawIOBase):
     It counts what was read, and turns any failure of the underlying source
     into :class:`~offsite.errors.SourceError` so that a plugin (and the
     engine) never mistakes a local read error for a target error.
+
+    A thread reads the source ahead of the plugin, at most
+    :data:`READ_AHEAD` chunks of :data:`CHUNK_SIZE`: whatever the source
+    does per byte (reading, checking an image's payloads, hashing) then runs
+    beside the plugin's own work instead of between its writes. Both sides
+    spend their time in C code that releases the GIL (``pread``, SHA-256,
+    sockets, ciphers), so on two cores the two overlap.
     """
 
     def __init__(self, source: Source, offset: int = 0) -> None:
@@ -207,31 +218,74 @@ class SourceReader(io.RawIOBase):
             self._stream = source.open(offset)
         except Exception as exc:
             raise SourceError(f"cannot open at offset {offset}: {exc}") from exc
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(READ_AHEAD)
+        self._pending = memoryview(b"")
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
-        # Never hand out more than the announced size, and fail loudly if the
-        # source ends early: a plugin must not rename a short file into place.
-        view = memoryview(buffer).cast("B")
-        want = min(len(view), self.size - self.position)
-        if want == 0:
-            return 0
+    def _produce(self) -> None:
+        # The read-ahead thread. Never hands out more than the announced size,
+        # and fails loudly if the source ends early: a plugin must not rename
+        # a short file into place.
+        at = self.offset
         try:
-            data = self._stream.read(want)
-        except Exception as exc:
-            raise SourceError(str(exc) or type(exc).__name__) from exc
-        if not data:
-            raise SourceError(f"source ended at byte {self.position} of {self.size}")
-        data = data[:want]
-        view[: len(data)] = data
-        self.position += len(data)
-        return len(data)
+            while at < self.size and not self._halt.is_set():
+                want = min(CHUNK_SIZE, self.size - at)
+                try:
+                    data = self._stream.read(want)
+                except Exception as exc:
+                    raise SourceError(str(exc) or type(exc).__name__) from exc
+                if not data:
+                    raise SourceError(f"source ended at byte {at} of {self.size}")
+                data = bytes(data[:want])
+                at += len(data)
+                self._put(data)
+        except BaseException as exc:  # handed to the reading side, raised there
+            self._put(exc)
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._halt.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def readinto(self, buffer: Any) -> int:
+        # Fills the whole buffer unless the source is at its end, as a read of
+        # a local file would: plugins may size S3 parts by what they ask for.
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view) and self.position < self.size:
+            if not self._pending:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._produce, daemon=True,
+                                                    name="offsite-read-ahead")
+                    self._thread.start()
+                item = self._error or self._queue.get()
+                if isinstance(item, BaseException):
+                    self._error = item  # every later read raises it too
+                    if filled:
+                        break  # first hand out what arrived before the failure
+                    raise item
+                self._pending = memoryview(item)
+            n = min(len(view) - filled, len(self._pending))
+            view[filled:filled + n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            filled += n
+            self.position += n
+        return filled
 
     def close(self) -> None:
         if not self.closed:
+            self._halt.set()
             try:
+                if self._thread is not None:
+                    self._thread.join()
                 self._stream.close()
             finally:
                 super().close()

@@ -16,14 +16,11 @@ with no temporary file.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import io
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from offsite.durable import publish
 from offsite.errors import CorruptImage
@@ -38,26 +35,37 @@ from offsite.image.format import (
     header_bytes,
 )
 from offsite.image.reader import ImageReader
+from offsite.image.stream import PIECE, Checker, ChunkStream, Cut
 from offsite.image.writer import temporary_path
 
-#: Largest piece of a payload handed out at once while streaming.
-PIECE = 1 << 20
 
-
-def merge(readers: Sequence[ImageReader]) -> Iterator[tuple[ImageReader, Entry]]:
-    """The newest entry for every block present in any of ``readers`` (oldest
-    first), in block order, streaming each index."""
+def _ranked(readers: Sequence[ImageReader]) -> Iterator[tuple[int, int, Entry]]:
+    """Every entry of every reader as (block, -rank, entry), in that order."""
     def ranked(rank: int, reader: ImageReader) -> Iterator[tuple[int, int, Entry]]:
         # a function, not a generator expression: rank must bind per reader
         for entry in reader.entries():
             yield entry.block, -rank, entry
 
-    streams = [ranked(rank, reader) for rank, reader in enumerate(readers)]
+    return heapq.merge(*(ranked(rank, reader) for rank, reader in enumerate(readers)))
+
+
+def merge(readers: Sequence[ImageReader]) -> Iterator[tuple[ImageReader, Entry]]:
+    """The newest entry for every block present in any of ``readers`` (oldest
+    first), in block order, streaming each index."""
     last = -1
-    for block, negrank, entry in heapq.merge(*streams):
+    for block, negrank, entry in _ranked(readers):
         if block != last:
             last = block
             yield readers[-negrank], entry
+
+
+def superseded(readers: Sequence[ImageReader]) -> Iterator[tuple[ImageReader, Entry]]:
+    """The entries :func:`merge` leaves out: blocks a newer image rewrote."""
+    last = -1
+    for block, negrank, entry in _ranked(readers):
+        if block == last:
+            yield readers[-negrank], entry
+        last = block
 
 
 def output_metadata(metas: Sequence[Metadata]) -> Metadata:
@@ -87,8 +95,11 @@ class Consolidation:
     """The planned merge of a chain segment; use as a context manager.
 
     :param paths: the images, oldest first; each must apply to the one before.
-    :param check: verify every payload's SHA-256 while streaming (a corrupt
-        input then fails the stream, so a put never completes with it).
+    :param check: check the inputs' footer hashes now, and every payload's
+        SHA-256 while streaming, before any of its bytes are handed out; the
+        payloads the output does not copy are checked meanwhile by a thread
+        of their own, before the index goes out. A damaged input then fails
+        the stream, so a put never completes with it.
     :raises ImageError: an input is not a complete, sound image, or the
         inputs do not form one unbroken run of a chain.
     """
@@ -102,6 +113,8 @@ class Consolidation:
         try:
             for p in self.paths:
                 self.readers.append(ImageReader(p))
+                if check:
+                    self.readers[-1].check_footer()
             check_segment([r.meta for r in self.readers], self.paths)
             self.meta = output_metadata([r.meta for r in self.readers])
             self.header = header_bytes(self.meta)
@@ -131,54 +144,40 @@ class Consolidation:
         if batch:
             yield bytes(batch)
 
-    def _payload(self, reader: ImageReader, entry: Entry, skip: int) -> Iterator[bytes]:
-        """The stored bytes of one entry, from ``skip``, checked if asked."""
-        digest = hashlib.sha256() if self.check and not entry.zero else None
-        done = 0
-        while done < entry.length:
-            n = min(PIECE, entry.length - done)
-            piece = os.pread(reader.fileno(), n, entry.offset + done)
-            if len(piece) != n:
-                raise CorruptImage("file ends inside a payload", file=reader.path,
-                                   block=entry.block, offset=entry.offset + done)
-            if digest is not None:
-                digest.update(piece)
-            if done + n > skip:
-                yield piece[max(0, skip - done):]
-            done += n
-        if digest is not None and digest.digest() != entry.checksum:
-            raise CorruptImage("payload SHA-256 does not match the index", file=reader.path,
+    def _payload(self, reader: ImageReader, entry: Entry) -> bytes:
+        """The stored bytes of one entry (one block at most), checked if asked."""
+        data = reader.stored(entry, check=self.check)
+        if len(data) != entry.length:  # pragma: no cover - stored() reads exactly
+            raise CorruptImage("file ends inside a payload", file=reader.path,
                                block=entry.block, offset=entry.offset)
+        return data
 
-    def chunks(self, offset: int = 0) -> Iterator[bytes]:
+    def chunks(self, offset: int = 0) -> Iterator[bytes | memoryview]:
         """The output's bytes from ``offset``, in pieces of at most 1 MiB."""
         if not 0 <= offset <= self.size:
             raise ValueError(f"offset {offset} outside 0..{self.size}")
-        pos = 0
-
-        def emit(data: bytes) -> Iterator[bytes]:
-            nonlocal pos
-            start = max(0, offset - pos)
-            pos += len(data)
-            if start < len(data):
-                yield data[start:]
-
-        yield from emit(self.header)
-        for reader, entry in merge(self.readers):
-            if pos + entry.length <= offset:  # wholly before the offset: not even read
-                pos += entry.length
-                continue
-            skip = max(0, offset - pos)
-            yield from self._payload(reader, entry, skip)
-            pos += entry.length
-        for piece in self._index():
-            yield from emit(piece)
-        digest = footer_digest(self.header, self._index(), self.index_offset, self.count)
-        yield from emit(footer_bytes(self.index_offset, self.count, digest))
+        checker = Checker(superseded(self.readers)) if self.check else None
+        try:
+            if checker is not None:
+                checker.start()
+            cut = Cut(offset)
+            yield from cut(self.header)
+            for reader, entry in merge(self.readers):
+                if not cut.skips(entry.length):  # wholly before the offset: not even read
+                    yield from cut.pieces(self._payload(reader, entry))
+            if checker is not None:
+                checker.join()  # before the index: damage anywhere fails the output
+            for piece in self._index():
+                yield from cut(piece)
+            digest = footer_digest(self.header, self._index(), self.index_offset, self.count)
+            yield from cut(footer_bytes(self.index_offset, self.count, digest))
+        finally:
+            if checker is not None:
+                checker.stop()
 
     def open(self, offset: int = 0) -> BinaryIO:
         """A stream of the output from ``offset`` (the :class:`Source` protocol)."""
-        return io.BufferedReader(_ChunkStream(self.chunks(offset)), buffer_size=PIECE)
+        return ChunkStream.reader(self.chunks(offset))
 
     def write_to(self, out: BinaryIO) -> int:
         """Write the whole output into ``out``; returns the bytes written."""
@@ -201,7 +200,7 @@ class Consolidation:
         if output.exists():
             raise FileExistsError(f"{output} exists; offsite never writes over a file")
         tmp = temporary_path(output)
-        checker = _Checker(self.readers) if self.check else None
+        checker = Checker(merge(self.readers)) if self.check else None
         try:
             if checker is not None:
                 checker.start()
@@ -239,56 +238,3 @@ class Consolidation:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Checker(threading.Thread):
-    """Checks every winning payload's SHA-256 while the main thread copies."""
-
-    def __init__(self, readers: Sequence[ImageReader]) -> None:
-        super().__init__(name="offsite-consolidate-check", daemon=True)
-        self._readers = readers
-        self._halt = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            for reader, entry in merge(self._readers):
-                if self._halt.is_set():
-                    return
-                if not entry.zero:
-                    reader.stored(entry)  # raises CorruptImage on a mismatch
-        except BaseException as exc:  # handed to the main thread by join()
-            self.error = exc
-
-    def join(self, timeout: float | None = None) -> None:
-        super().join(timeout)
-        if self.error is not None:
-            raise self.error
-
-    def stop(self) -> None:
-        self._halt.set()
-        super().join()
-
-
-class _ChunkStream(io.RawIOBase):
-    """A raw stream over an iterator of byte strings."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        super().__init__()
-        self._chunks = chunks
-        self._pending = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        while not self._pending:
-            try:
-                self._pending = memoryview(next(self._chunks))
-            except StopIteration:
-                return 0
-        n = min(len(view), len(self._pending))
-        view[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n

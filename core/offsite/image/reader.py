@@ -91,7 +91,8 @@ class ImageReader:
             raise IncompleteImage(f"{self.size} bytes, no room for a footer", file=self.path)
         self.header = self._pread(self.payload_start, 0)
         footer_at = self.size - FOOTER.size
-        index_offset, count, digest, end_magic = FOOTER.unpack(self._pread(FOOTER.size, footer_at))
+        self.footer = self._pread(FOOTER.size, footer_at)
+        index_offset, count, digest, end_magic = FOOTER.unpack(self.footer)
         if end_magic != FOOTER_MAGIC:
             raise IncompleteImage("no footer at the end of the file", file=self.path,
                                   offset=footer_at)
@@ -111,7 +112,8 @@ class ImageReader:
 
     # -- the index -----------------------------------------------------------
 
-    def _index_chunks(self) -> Iterator[bytes]:
+    def index_chunks(self) -> Iterator[bytes]:
+        """The index's raw bytes, in pieces (unchecked: see :meth:`check_footer`)."""
         at, left = self.index_offset, self.count * ENTRY.size
         step = _ENTRIES_PER_READ * ENTRY.size
         while left:
@@ -131,7 +133,7 @@ class ImageReader:
         expected_offset = self.payload_start
         previous = -1
         position = self.index_offset
-        for chunk in self._index_chunks():
+        for chunk in self.index_chunks():
             for fields in ENTRY.iter_unpack(chunk):
                 entry = Entry(*fields)
                 self._check_entry(entry, previous, expected_offset, position, meta)
@@ -177,7 +179,7 @@ class ImageReader:
 
         :raises CorruptImage: it does not match.
         """
-        digest = footer_digest(self.header, self._index_chunks(), self.index_offset, self.count)
+        digest = footer_digest(self.header, self.index_chunks(), self.index_offset, self.count)
         if digest != self.digest:
             raise CorruptImage("footer SHA-256 does not match the header and index",
                                file=self.path, offset=self.size - FOOTER.size + 16)

@@ -10,10 +10,11 @@ server's start folder). Credentials (``offsite credentials set JOB.TARGET``):
 Host keys are verified against known_hosts, always: an unknown or changed
 key is refused with its SHA256 fingerprint, and ``offsite check
 --trust-host-key`` records it after asking. Puts write a hidden partial file
-beside the final name with pipelined writes (paramiko otherwise waits for
-every 32 KiB), then posix-rename it into place (plain rename where the
-server lacks the extension). An interrupted put resumes at the size the
-partial file reached on the server. Reads use a bounded read-ahead window.
+beside the final name with many write requests in flight (as large as the
+server's ``limits@openssh.com`` allows), then posix-rename it into place
+(plain rename where the server lacks the extension). An interrupted put
+resumes at the size the partial file reached on the server. Reads use a
+bounded read-ahead window.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import attrs
 import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_STATUS, CMD_WRITE, int64
 
 from offsite import hookimpl, paths
 from offsite.checks import Steps, open_tcp
@@ -55,8 +57,17 @@ PREFERRED_CIPHERS = ("aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes128
 #: The SSH window for what the server sends us (reads). Measured: larger
 #: windows did not read faster here but let paramiko buffer 20-30 MiB.
 WINDOW = 8 << 20
-#: What one put hands paramiko per write; paramiko splits it into 32 KiB requests.
+#: What a put reads from its source at a time; it goes out as several requests.
 WRITE_CHUNK = 4 << 20
+#: The write request size every SFTP server must accept (draft-ietf-secsh-filexfer).
+SAFE_REQUEST = 32 << 10
+#: Larger requests where the server announces them (OpenSSH: 255 KiB): measured
+#: here, 255 KiB requests cost 35% less client CPU per byte than 32 KiB ones.
+MAX_REQUEST = 1 << 20
+#: Bytes of write requests not yet answered before a put waits for answers. The
+#: server's SSH window (2 MiB for OpenSSH) already bounds what is on the wire,
+#: so this costs no memory; it only has to be large enough never to stall.
+IN_FLIGHT = 32 << 20
 #: How far reads run ahead of the consumer (bounded memory).
 READ_AHEAD = 4 << 20
 READ_REQUEST = 32 << 10
@@ -70,6 +81,8 @@ class SftpConnection:
     transport: paramiko.Transport = attrs.field(repr=False)
     sftp: paramiko.SFTPClient = attrs.field(repr=False)
     root: str
+    #: The largest write request the server takes (see :func:`_write_size`).
+    write_size: int = SAFE_REQUEST
 
     def remote(self, path: str) -> str:
         return posixpath.join(self.root, path) if path else self.root
@@ -165,6 +178,82 @@ class _Reader:
         self._f.close()
 
 
+def _write_size(sftp: paramiko.SFTPClient) -> int:
+    """The write request size to use: the server's announced maximum, else 32 KiB.
+
+    OpenSSH answers the ``limits@openssh.com`` extension with its maximum
+    write length (255 KiB). A server without it answers "unsupported", and
+    gets requests of the size every server must take.
+    """
+    try:
+        kind, msg = sftp._request(CMD_EXTENDED, "limits@openssh.com")
+    except (OSError, paramiko.SSHException):
+        return SAFE_REQUEST
+    if kind != CMD_EXTENDED_REPLY:
+        return SAFE_REQUEST
+    msg.get_int64()  # max packet length
+    msg.get_int64()  # max read length
+    announced = msg.get_int64()
+    return max(SAFE_REQUEST, min(announced, MAX_REQUEST)) if announced else SAFE_REQUEST
+
+
+class _PipelinedWriter:
+    """Writes one remote file with many requests in flight, reading answers as they come.
+
+    paramiko's own pipelined ``SFTPFile.write`` sends 32 KiB requests and,
+    once 100 are unanswered, waits for *all* of them: the link drains to
+    empty every 3 MiB. Here requests are as large as the server allows, and
+    only as many answers are awaited as it takes to get back under
+    :data:`IN_FLIGHT` bytes, so the link stays busy.
+
+    This uses paramiko's request plumbing (``_async_request``,
+    ``_read_response``, ``_convert_status``), stable since paramiko 1.x and
+    what its own ``SFTPFile`` uses; answers arrive through
+    :meth:`_async_response`, in whatever order the server sends them.
+    """
+
+    def __init__(self, sftp: paramiko.SFTPClient, handle: bytes, offset: int,
+                 request_size: int) -> None:
+        self._sftp, self._handle, self._pos = sftp, handle, offset
+        self._request_size = request_size
+        self._sizes: dict[int, int] = {}  # request number -> bytes not yet answered
+        self._in_flight = 0
+        self._error: BaseException | None = None
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        for start in range(0, len(view), self._request_size):
+            piece = view[start:start + self._request_size]
+            num = self._sftp._async_request(self, CMD_WRITE, self._handle,
+                                            int64(self._pos), piece)
+            self._sizes[num] = len(piece)
+            self._pos += len(piece)
+            self._in_flight += len(piece)
+            self._await(IN_FLIGHT)
+
+    def finish(self) -> None:
+        """Wait for every answer; raise the first error the server reported."""
+        self._await(0)
+
+    def _await(self, limit: int) -> None:
+        while self._in_flight > limit and self._error is None:
+            self._sftp._read_response()  # one answer, handed to _async_response
+        if self._error is not None:
+            raise self._error
+
+    def _async_response(self, kind: int, msg: paramiko.Message, num: int) -> None:
+        # Called by paramiko for each answer to a request made with ``self``.
+        self._in_flight -= self._sizes.pop(num, 0)
+        if self._error is not None:
+            return
+        try:
+            if kind != CMD_STATUS:
+                raise paramiko.SFTPError(f"expected a status for a write, got type {kind}")
+            self._sftp._convert_status(msg)
+        except (OSError, EOFError, paramiko.SFTPError) as exc:
+            self._error = exc
+
+
 class SftpTransport:
     """The ``sftp`` scheme's transport (see :mod:`offsite.hookspecs`)."""
 
@@ -205,7 +294,7 @@ class SftpTransport:
         sftp.get_channel().settimeout(max(timeout, 60.0))
         with steps.step("folder", endpoint.path):
             root = self._root(sftp, endpoint.path)
-        return SftpConnection(endpoint, transport, sftp, root)
+        return SftpConnection(endpoint, transport, sftp, root, _write_size(sftp))
 
     @staticmethod
     def _check_host_key(key: paramiko.PKey, host: str, port: int, known: Path) -> None:
@@ -318,12 +407,11 @@ class SftpTransport:
                 offset = 0
         transfer.save_token({"partial": partial_rel})
         with sftp.open(partial, "r+b" if offset else "wb") as out:
-            out.set_pipelined(True)
-            if offset:
-                out.seek(offset)
+            writer = _PipelinedWriter(sftp, out.handle, offset, conn.write_size)
             with transfer.open(offset) as reader:
-                pump(reader, out.write, transfer, chunk_size=WRITE_CHUNK)
-        # close() above waited for every pipelined write: the file is complete.
+                pump(reader, writer.write, transfer, chunk_size=WRITE_CHUNK)
+            writer.finish()
+        # finish() saw every write answered: the file is complete.
         try:
             sftp.posix_rename(partial, final)
         except OSError as exc:
