@@ -5,7 +5,10 @@ No AWS CLI is needed. Credentials: ``access_key_id`` and
 the standard AWS chain (environment, profile, instance role). Options:
 ``region`` (default ``us-east-1``; a wrong one is detected and corrected,
 with a hint), ``endpoint_url`` (an S3-compatible store: MinIO, Ceph, Wasabi
-…), ``storage_class``, ``sse`` (``AES256`` or ``aws:kms``), ``connect_timeout``.
+…), ``storage_class``, ``sse`` (``AES256`` or ``aws:kms``), ``connect_timeout``,
+``checksum`` (``SHA256``, the default, or ``CRC32``/``CRC32C``/``SHA1``: S3's
+own checksum of every part, checked by the server on arrival and returned
+with the object; ``none`` for an S3-compatible store that rejects them).
 
 Small files go up as one PutObject; larger ones as a multipart upload whose
 parts are streamed from the source, sized so that 10,000 parts are never
@@ -64,6 +67,9 @@ LARGE_PART = 8 << 20
 LARGE_UPLOAD = 64 << 20
 #: Parts uploaded at once. Memory is about (PARALLEL_PARTS + 1) parts.
 PARALLEL_PARTS = 4
+#: S3's additional checksum for every part and object (the ``checksum`` option).
+DEFAULT_CHECKSUM = "SHA256"
+CHECKSUMS = ("SHA256", "SHA1", "CRC32", "CRC32C", "CRC64NVME")
 AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
               "AuthorizationHeaderMalformed", "InvalidClientTokenId"}
 TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
@@ -87,6 +93,18 @@ class S3Connection:
     bucket: str
     prefix: str
     region: str
+
+    @property
+    def checksum(self) -> str | None:
+        """The S3 checksum algorithm for uploads, or None (the ``checksum`` option)."""
+        value = str(self.endpoint.options.get("checksum", DEFAULT_CHECKSUM)).upper()
+        if value == "NONE":
+            return None
+        if value not in CHECKSUMS:
+            raise Fatal(f"unknown checksum {value!r}",
+                        fix=f"set the target option checksum to one of {', '.join(CHECKSUMS)} "
+                        "or none")
+        return value
 
     def key(self, path: str) -> str:
         """The object key of ``path`` (``""``: the folder itself)."""
@@ -123,6 +141,14 @@ def _read_exactly(reader: SourceReader, n: int) -> bytearray:
     return buffer
 
 
+def _part_entry(answer: Any, field: str) -> dict[str, Any]:
+    """A part as CompleteMultipartUpload lists it: number, ETag, its checksum."""
+    entry = {"PartNumber": int(answer["PartNumber"]), "ETag": str(answer["ETag"])}
+    if field and answer.get(field):
+        entry[field] = str(answer[field])
+    return entry
+
+
 class _Empty:
     def read(self, n: int = -1, /) -> bytes:
         return b""
@@ -148,7 +174,8 @@ class S3Transport:
             region_name=region, connect_timeout=timeout, read_timeout=max(timeout, 60),
             retries={"max_attempts": 2, "mode": "standard"},  # offsite retries too
             s3={"addressing_style": "path" if options.get("endpoint_url") else "auto"},
-            # Checksums only when S3 asks: S3-compatible stores may not know them.
+            # Checksums only where asked (uploads ask for the ``checksum``
+            # option's): S3-compatible stores may not know the newer ones.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
@@ -246,6 +273,8 @@ class S3Transport:
 
     def _extra(self, conn: S3Connection) -> dict[str, str]:
         extra = {}
+        if conn.checksum:
+            extra["ChecksumAlgorithm"] = conn.checksum
         if conn.endpoint.options.get("storage_class"):
             extra["StorageClass"] = str(conn.endpoint.options["storage_class"])
         if conn.endpoint.options.get("sse"):
@@ -270,17 +299,20 @@ class S3Transport:
         client, bucket = conn.client, conn.bucket
         size = transfer.size
         step = part_size(size)
-        done: dict[int, str] = {}
+        done: dict[int, dict[str, Any]] = {}  # part number -> its entry for Complete
+        checksum = conn.checksum
+        field = f"Checksum{checksum}" if checksum else ""
+        part_args = {"ChecksumAlgorithm": checksum} if checksum else {}
         upload_id = None
         token = transfer.resume
         if token and token.get("key") == key and token.get("upload_id") \
-                and token.get("part_size") == step:
+                and token.get("part_size") == step and token.get("checksum") == checksum:
             upload_id = str(token["upload_id"])
             try:
                 for page in client.get_paginator("list_parts").paginate(
                         Bucket=bucket, Key=key, UploadId=upload_id):
                     for p in page.get("Parts", []):
-                        done[int(p["PartNumber"])] = str(p["ETag"])
+                        done[int(p["PartNumber"])] = _part_entry(p, field)
             except botocore.exceptions.ClientError as exc:
                 if _error_code(exc)[0] != "NoSuchUpload":
                     raise
@@ -289,7 +321,8 @@ class S3Transport:
             self._abort_stale(conn, key)
             upload_id = client.create_multipart_upload(Bucket=bucket, Key=key,
                                                        **self._extra(conn))["UploadId"]
-            transfer.save_token({"key": key, "upload_id": upload_id, "part_size": step})
+            transfer.save_token({"key": key, "upload_id": upload_id, "part_size": step,
+                                 "checksum": checksum})
         count = math.ceil(size / step)
         first = 1
         while first in done:  # resume after the parts that are there, in order
@@ -298,21 +331,22 @@ class S3Transport:
         sent = offset
         transfer.progress(sent)
 
-        def upload(number: int, data: bytearray) -> tuple[int, str, int]:
+        def upload(number: int, data: bytearray) -> tuple[int, dict[str, Any], int]:
             answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
-                                        PartNumber=number, Body=data)
-            return number, str(answer["ETag"]), len(data)
+                                        PartNumber=number, Body=data, **part_args)
+            return number, _part_entry({**answer, "PartNumber": number}, field), len(data)
 
         # Parts are read in order from the one source stream and sent by a few
         # threads at once (boto3 releases the GIL on the network); at most
         # PARALLEL_PARTS are in flight, so memory stays bounded.
-        in_flight: collections.deque[Future[tuple[int, str, int]]] = collections.deque()
+        in_flight: collections.deque[Future[tuple[int, dict[str, Any], int]]] = \
+            collections.deque()
 
         def settle(limit: int) -> None:
             nonlocal sent
             while len(in_flight) > limit:
-                number, etag, length = in_flight.popleft().result()
-                done[number] = etag
+                number, entry, length = in_flight.popleft().result()
+                done[number] = entry
                 sent += length
                 transfer.progress(sent)
 
@@ -329,8 +363,7 @@ class S3Transport:
                 raise
         client.complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": done[n]}
-                                       for n in range(1, count + 1)]})
+            MultipartUpload={"Parts": [done[n] for n in range(1, count + 1)]})
 
     @staticmethod
     def _abort_stale(conn: S3Connection, key: str) -> None:
@@ -344,9 +377,15 @@ class S3Transport:
                                                        UploadId=upload["UploadId"])
 
     def _head(self, conn: S3Connection, path: str) -> RemoteFile:
-        head = conn.client.head_object(Bucket=conn.bucket, Key=conn.key(path))
+        head = conn.client.head_object(Bucket=conn.bucket, Key=conn.key(path),
+                                       ChecksumMode="ENABLED")
+        checksum = f"etag:{str(head['ETag']).strip(chr(34))}"
+        for name in CHECKSUMS:  # S3's own checksum, when the object has one
+            if head.get(f"Checksum{name}"):
+                checksum = f"{name.lower()}:{head[f'Checksum{name}']}"
+                break
         return RemoteFile(path, int(head["ContentLength"]), head["LastModified"].timestamp(),
-                          f"etag:{str(head['ETag']).strip(chr(34))}")
+                          checksum)
 
     @hookimpl
     def get(self, conn: S3Connection, path: str, offset: int) -> Readable:
