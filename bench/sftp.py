@@ -18,7 +18,8 @@ process, alternating the order every round, reporting medians:
      environment variables, password obscured);
    * and ``cp FILE`` into the server's folder (same disk) as the local limit.
    The uploaded files are deleted (as root) and the page cache written back
-   (untimed) between runs. Peak RSS is read with os.wait4.
+   (untimed) between runs. Peak RSS is read with os.wait4. Goals:
+   throughput offsite/rclone >= 1.0, peak RSS < 100 MiB.
 
 2. A job: a destination holding a full image of a max(256 MiB, --size/4)
    volume of random data (1 MiB blocks) and three incrementals that each
@@ -239,7 +240,8 @@ def main() -> None:
         return "met" if ok else "NOT met"
 
     print("\nsummary")
-    print(f"  throughput offsite/rclone (one {human(args.size)} file): {tput:.2f}  (no goal)")
+    print(f"  throughput offsite/rclone (one {human(args.size)} file): {tput:.2f}  goal >= 1.0:"
+          f" {verdict(tput >= 1.0)}")
     print(f"  job time   offsite/rclone: {time_ratio:.2f}  goal <= {TIME_GOAL}:"
           f" {verdict(time_ratio <= TIME_GOAL)}")
     print(f"  job bytes  offsite/rclone: {bytes_ratio:.2f}  goal <= {BYTES_GOAL}:"
