@@ -565,3 +565,25 @@ def test_damage_in_a_block_the_consolidation_skips_is_still_refused(site: Site) 
     result = site.cli("run", code=3)
     assert "vol-b001-i001.ofi" in result.stderr and "SHA-256" in result.stderr
     assert files(t) == ["vol-b001.ofi"]
+
+
+def test_journal_identifies_each_placed_file(site: Site) -> None:
+    # Images by their root digest (what `offsite image info` shows, and what
+    # `offsite image verify` proves a copy matches), other files by SHA-256.
+    import hashlib
+
+    for _ in range(3):
+        site.image()
+    (site.dest / "notes.txt").write_text("runbook")
+    t = site.target("t")
+    site.one_target(t, 'types = ["full", "incremental", "other"]')
+    site.cli("run")
+    with Journal(site.conf_dir / "journal.sqlite") as j:
+        placed = {p.remote_path: p.sha256 for p in j.placed("nightly", "t")}
+    assert set(placed) == {"notes.txt", "vol-b001.ofi", "vol-b001-i002.ofi"}
+    assert placed["notes.txt"] == hashlib.sha256(b"runbook").hexdigest()
+    for name in ("vol-b001.ofi", "vol-b001-i002.ofi"):  # a full, a consolidation
+        info = json.loads(site.cli("image", "info", "--json", str(t / name)).stdout)
+        assert placed[name] == info["digest"]
+        with ImageReader(t / name) as r:
+            assert info["digest"] == f"ofi:{r.digest.hex()}"

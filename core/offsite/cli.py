@@ -182,6 +182,8 @@ def image_info(path: str, as_json: bool) -> None:
             "compressed_blocks": compressed,
             "payload_bytes": stored,
             "file_size": reader.size,
+            # What the journal records for a placed image (unchecked here: verify).
+            "digest": f"ofi:{reader.digest.hex()}",
         }
         if as_json:
             click.echo(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))

@@ -248,7 +248,7 @@ class HashingSource:
                         break
                     digest.update(chunk)
                     left -= len(chunk)
-        return _HashingReader(self, self.inner.open(offset), digest)
+        return _HashingReader(self, self.inner.open(offset), digest, offset)
 
 
 class _closing:
@@ -263,14 +263,15 @@ class _closing:
 
 
 class _HashingReader:
-    def __init__(self, owner: HashingSource, inner: Readable, digest: Any) -> None:
-        self._owner, self._inner, self._digest = owner, inner, digest
+    def __init__(self, owner: HashingSource, inner: Readable, digest: Any, at: int) -> None:
+        self._owner, self._inner, self._digest, self._at = owner, inner, digest, at
 
     def read(self, size: int = -1, /) -> bytes:
         data = self._inner.read(size)
-        if data:
-            self._digest.update(data)
-        else:
+        self._digest.update(data)
+        self._at += len(data)
+        # Done at the announced size: the core's reader never asks past it.
+        if self._at == self._owner.size or not data:
             self._owner.sha256 = self._digest.hexdigest()
         return data
 
@@ -540,7 +541,13 @@ class Engine:
             j.abandon_upload(job.name, target.name, action.remote)
             return False
         stats = [p.stat() for p in paths]
-        hashing = HashingSource(source)
+        # An image is identified by its root digest, known before a byte moves
+        # (its payloads are checked as they stream); hashing every byte once
+        # more just for the journal cost 15% of the upload rate. Other files
+        # are hashed as they go.
+        digest = (f"ofi:{source.digest}" if isinstance(source, (ImageSource, Consolidation))
+                  else None)
+        hashing = HashingSource(source) if digest is None else None
         placed = Placed(
             remote_path=action.remote, size=source.size, sha256=None, kind=action.kind,
             set_id=action.set_id, seq_first=action.seq_first, seq_last=action.seq_last,
@@ -556,7 +563,7 @@ class Engine:
         progress = _Progress(self, job.name, target.name, action.remote, source.size)
         try:
             remote = session.put(
-                action.remote, hashing, resume=resume,
+                action.remote, hashing or source, resume=resume,
                 on_token=lambda token: j.save_token(job.name, target.name, action.remote,
                                                     token, progress.done),
                 on_progress=progress,
@@ -572,7 +579,8 @@ class Engine:
             if isinstance(source, Consolidation):
                 source.close()
         j.finish_upload(job.name, target.name,
-                        attrs.evolve(placed, size=remote.size, sha256=hashing.sha256,
+                        attrs.evolve(placed, size=remote.size,
+                                     sha256=digest if hashing is None else hashing.sha256,
                                      placed_at=time.time()))
         tally.uploaded += 1
         tally.bytes += remote.size

@@ -69,7 +69,11 @@ class Placed:
 
     :ivar remote_path: relative to the target folder.
     :ivar size: its size in bytes at the target.
-    :ivar sha256: hex digest of the bytes placed, when known.
+    :ivar sha256: what identifies the bytes placed, when known: for an image
+        ``ofi:`` and its root digest (the footer's SHA-256 over header and
+        index, which holds every block's SHA-256: ``offsite image info``
+        shows it, ``offsite image verify`` proves a copy matches it); for
+        another file the SHA-256 of its bytes, in hex.
     :ivar kind: ``"full"``, ``"incremental"`` or ``"other"``.
     :ivar set_id: the generation set it belongs to, for an image.
     :ivar seq_first: the first sequence number it covers.

@@ -130,6 +130,12 @@ class Consolidation:
         #: The exact size of the output, known before its first byte.
         self.size = self.index_offset + count * ENTRY.size + FOOTER.size
 
+    @property
+    def digest(self) -> str:
+        """The output's root digest in hex (its footer's SHA-256; see
+        :attr:`offsite.image.stream.ImageSource.digest`), from the indexes only."""
+        return footer_digest(self.header, self._index(), self.index_offset, self.count).hex()
+
     # -- producing the bytes ---------------------------------------------------
 
     def _index(self) -> Iterator[bytes]:

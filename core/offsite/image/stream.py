@@ -73,7 +73,13 @@ class ImageSource:
                 pass
             reader.check_footer()
             self.size = reader.size
-            self._digest = reader.digest
+            self._digest: bytes = reader.digest
+
+    @property
+    def digest(self) -> str:
+        """The image's root digest in hex: the footer's SHA-256 over header and
+        index, which holds every payload's SHA-256 (so it stands for every byte)."""
+        return self._digest.hex()
 
     def chunks(self, offset: int = 0) -> Iterator[bytes | memoryview]:
         """The file's bytes from ``offset``, each payload checked before it is handed out.
