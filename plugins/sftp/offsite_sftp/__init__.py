@@ -70,7 +70,6 @@ MAX_REQUEST = 1 << 20
 IN_FLIGHT = 32 << 20
 #: How far reads run ahead of the consumer (bounded memory).
 READ_AHEAD = 4 << 20
-READ_REQUEST = 32 << 10
 
 
 @attrs.frozen
@@ -81,8 +80,10 @@ class SftpConnection:
     transport: paramiko.Transport = attrs.field(repr=False)
     sftp: paramiko.SFTPClient = attrs.field(repr=False)
     root: str
-    #: The largest write request the server takes (see :func:`_write_size`).
+    #: The largest write request the server takes (see :func:`_request_sizes`).
     write_size: int = SAFE_REQUEST
+    #: The largest read request the server answers in full.
+    read_size: int = SAFE_REQUEST
 
     def remote(self, path: str) -> str:
         return posixpath.join(self.root, path) if path else self.root
@@ -137,8 +138,11 @@ class _Reader:
     (:data:`READ_AHEAD` each) while the link stays busy.
     """
 
-    def __init__(self, f: paramiko.SFTPFile, offset: int, size: int) -> None:
-        self._f, self._next, self._size = f, offset, size
+    def __init__(self, f: paramiko.SFTPFile, offset: int, size: int, request: int) -> None:
+        self._f, self._next, self._size, self._request = f, offset, size, request
+        # readv splits what it is asked into requests of this size (32 KiB by
+        # default): let it ask for as much as the server answers at once.
+        f.MAX_REQUEST_SIZE = request
         self._windows: collections.deque[Iterator[bytes]] = collections.deque()
         self._current = memoryview(b"")
 
@@ -146,7 +150,8 @@ class _Reader:
         if self._next >= self._size:
             return
         end = min(self._size, self._next + READ_AHEAD)
-        ranges = [(o, min(READ_REQUEST, end - o)) for o in range(self._next, end, READ_REQUEST)]
+        step = self._request
+        ranges = [(o, min(step, end - o)) for o in range(self._next, end, step)]
         self._next = end
         self._windows.append(iter(self._f.readv(ranges)))
 
@@ -178,23 +183,27 @@ class _Reader:
         self._f.close()
 
 
-def _write_size(sftp: paramiko.SFTPClient) -> int:
-    """The write request size to use: the server's announced maximum, else 32 KiB.
+def _request_sizes(sftp: paramiko.SFTPClient) -> tuple[int, int]:
+    """The (write, read) request sizes to use: the server's announced maxima,
+    else 32 KiB.
 
     OpenSSH answers the ``limits@openssh.com`` extension with its maximum
-    write length (255 KiB). A server without it answers "unsupported", and
-    gets requests of the size every server must take.
+    read and write lengths (255 KiB each). A server without it answers
+    "unsupported", and gets requests of the size every server must take.
     """
     try:
         kind, msg = sftp._request(CMD_EXTENDED, "limits@openssh.com")
     except (OSError, paramiko.SSHException):
-        return SAFE_REQUEST
+        return SAFE_REQUEST, SAFE_REQUEST
     if kind != CMD_EXTENDED_REPLY:
-        return SAFE_REQUEST
+        return SAFE_REQUEST, SAFE_REQUEST
     msg.get_int64()  # max packet length
-    msg.get_int64()  # max read length
-    announced = msg.get_int64()
-    return max(SAFE_REQUEST, min(announced, MAX_REQUEST)) if announced else SAFE_REQUEST
+    read, write = msg.get_int64(), msg.get_int64()
+
+    def usable(announced: int) -> int:  # 0 means "no limit given"
+        return max(SAFE_REQUEST, min(announced, MAX_REQUEST)) if announced else SAFE_REQUEST
+
+    return usable(write), usable(read)
 
 
 class _PipelinedWriter:
@@ -294,7 +303,7 @@ class SftpTransport:
         sftp.get_channel().settimeout(max(timeout, 60.0))
         with steps.step("folder", endpoint.path):
             root = self._root(sftp, endpoint.path)
-        return SftpConnection(endpoint, transport, sftp, root, _write_size(sftp))
+        return SftpConnection(endpoint, transport, sftp, root, *_request_sizes(sftp))
 
     @staticmethod
     def _check_host_key(key: paramiko.PKey, host: str, port: int, known: Path) -> None:
@@ -432,7 +441,7 @@ class SftpTransport:
         except BaseException:
             f.close()
             raise
-        return _Reader(f, offset, size)
+        return _Reader(f, offset, size, conn.read_size)
 
     # -- listing ----------------------------------------------------------------
 

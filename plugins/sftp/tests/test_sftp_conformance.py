@@ -97,7 +97,7 @@ def check_fails(endpoint: Endpoint, step: str) -> Any:
     return error
 
 
-def test_puts_use_the_write_size_the_server_announces(sshd: Any, sftp_folder: str) -> None:
+def test_requests_use_the_sizes_the_server_announces(sshd: Any, sftp_folder: str) -> None:
     # OpenSSH announces 255 KiB writes (limits@openssh.com); 32 KiB requests
     # cost a third more client CPU per byte. A large put must still arrive whole.
     from offsite.testing.sources import random_bytes
@@ -107,9 +107,11 @@ def test_puts_use_the_write_size_the_server_announces(sshd: Any, sftp_folder: st
     endpoint = sftp_endpoint(sshd, sftp_folder)
     data = random_bytes(3 * 261120 + 12345)
     with Transport.for_endpoint(endpoint).connect(endpoint) as session:
-        assert session.conn.write_size == 261120 > SAFE_REQUEST
+        assert session.conn.write_size == session.conn.read_size == 261120 > SAFE_REQUEST
         session.put("big.bin", BytesSource(data))
-    assert (Path(sshd.root) / sftp_folder / "big.bin").read_bytes() == data
+        assert (Path(sshd.root) / sftp_folder / "big.bin").read_bytes() == data
+        with session.get("big.bin", 1000) as f:  # reads of that size, from an offset
+            assert f.read() == data[1000:]
 
 
 def test_wrong_password(sshd: Any, sftp_folder: str) -> None:
