@@ -111,7 +111,18 @@ def alternate(r: int, steps: list[Step]) -> list[Step]:
     return steps if r % 2 == 0 else steps[::-1]
 
 
-def build_destination(work: Path, vol_size: int, hot_fraction: float) -> Path:
+#: The share of a volume's blocks each of the job's three incrementals
+#: rewrites. offsite sends the full and one consolidation, (1 + h) volumes,
+#: where rclone sends (1 + 3h): the bytes ratio is fixed by h alone.
+HOT_FRACTION = 0.25
+
+
+def sizes(text: str) -> list[int]:
+    """A comma-separated list of sizes, e.g. ``256M,1G``."""
+    return [size(part) for part in text.split(",") if part.strip()]
+
+
+def build_destination(work: Path, vol_size: int, hot_fraction: float = HOT_FRACTION) -> Path:
     """A full image and three incrementals rewriting the same hot blocks."""
     vol, dest = work / "volume.raw", work / "dest"
     dest.mkdir()
