@@ -7,13 +7,15 @@ Imported by the scripts beside it (``python bench/X.py`` puts this folder on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 MiB = 1 << 20
@@ -149,21 +151,49 @@ def build_destination(work: Path, vol_size: int, hot_fraction: float = HOT_FRACT
     return dest
 
 
+#: The job scenarios: what the target holds before the timed run.
+SCENARIOS = {
+    "empty": "an empty target (first replication: the full and the incrementals)",
+    "pending": "a target holding the full from an earlier run (three incrementals pending)",
+}
+
+
+@contextlib.contextmanager
+def incrementals_held(dest: Path) -> Iterator[None]:
+    """The destination as it was before its incrementals were written."""
+    held = dest.parent / "held"
+    held.mkdir(exist_ok=True)
+    moved = [p for p in dest.iterdir() if re.search(r"-i\d+\.ofi$", p.name)]
+    for p in moved:
+        p.rename(held / p.name)  # a rename keeps the mtime rclone compares
+    try:
+        yield
+    finally:
+        for p in moved:
+            (held / p.name).rename(p)
+
+
 def job_rounds(steps: list[Step], runs: int, *, clear: Callable[[], None],
                at_target: Callable[[], tuple[int, list[str]]],
+               prepare: Mapping[str, Callable[[], object]] | None = None,
                ) -> tuple[dict[str, list[Row]], dict[str, tuple[int, list[str]]]]:
-    """Run each tool's job ``runs`` times from an empty target, alternating order.
+    """Run each tool's job ``runs`` times, alternating order: clear the target,
+    ``prepare[tool]()`` it (untimed), then the timed step.
 
-    :returns: the rows per tool, and what each tool left at the target (bytes,
-        files), which must be the same every round.
+    :returns: the rows per tool, and what each tool's timed step added at the
+        target (bytes, files), which must be the same every round.
     """
     results: dict[str, list[Row]] = {name: [] for name, _ in steps}
     sent: dict[str, tuple[int, list[str]]] = {}
     for r in range(runs):
         for name, step in alternate(r, steps):
             clear()
+            if prepare and name in prepare:
+                prepare[name]()
+            before_bytes, before_files = at_target()
             results[name].append(step())
-            there = at_target()
+            after_bytes, after_files = at_target()
+            there = (after_bytes - before_bytes, sorted(set(after_files) - set(before_files)))
             if name in sent and sent[name] != there:
                 sys.exit(f"{name}: the target differs between runs: {there} vs {sent[name]}")
             sent[name] = there
@@ -174,16 +204,17 @@ def job_rounds(steps: list[Step], runs: int, *, clear: Callable[[], None],
 
 
 def job_report(results: dict[str, list[Row]], sent: dict[str, tuple[int, list[str]]],
-               destination: tuple[int, list[str]], *, runs: int, where: str, rclone: str,
+               expected: tuple[int, list[str]], *, runs: int, where: str, rclone: str,
                time_goal: float, bytes_goal: float) -> tuple[float, float, int]:
     """Print the job comparison; return (time ratio, bytes ratio, offsite's peak RSS).
 
-    rclone copies every file, so what it left at the target must be the
-    destination itself; anything else means the comparison is not fair.
+    rclone copies every file the target lacks, so what it added must be
+    ``expected`` (the destination, less what the target held); anything
+    else means the comparison is not fair.
     """
-    dest_bytes, dest_files = destination
-    if sent["rclone"] != destination:
-        sys.exit(f"rclone's copy {sent['rclone']} differs from the destination {destination}")
+    dest_bytes, dest_files = expected
+    if sent["rclone"] != expected:
+        sys.exit(f"rclone's copy {sent['rclone']} differs from what it lacked {expected}")
     print(f"\n[job] replicate the destination to {where} ({runs} runs)")
     print(stats_line("offsite run", results["offsite"]))
     print(stats_line(rclone, results["rclone"]))
@@ -198,3 +229,38 @@ def job_report(results: dict[str, list[Row]], sent: dict[str, tuple[int, list[st
     print(f"  bytes ratio offsite/rclone: {bytes_ratio:.2f}  (goal <= {bytes_goal})")
     print(f"  offsite run peak RSS: {rss} MiB")
     return time_ratio, bytes_ratio, rss
+
+
+def compare_jobs(dest: Path, steps: list[Step], runs: int, *, clear: Callable[[], None],
+                 at_target: Callable[[], tuple[int, list[str]]], rclone: str,
+                 time_goal: float, bytes_goal: float,
+                 ) -> dict[str, tuple[float, float, int]]:
+    """Both job scenarios (:data:`SCENARIOS`) for ``steps`` = [offsite, rclone].
+
+    ``clear`` empties the target and offsite's journal. For "pending", each
+    tool first replicates the destination as it was before its incrementals
+    (untimed), so the timed run sends what piled up since.
+
+    :returns: per scenario (time ratio, bytes ratio, offsite's peak RSS).
+    """
+    def earlier(step: Callable[[], Row]) -> Callable[[], None]:
+        def seed() -> None:
+            with incrementals_held(dest):
+                step()
+        return seed
+
+    ratios = {}
+    for scenario, where in SCENARIOS.items():
+        prepare = None
+        expected = tree_bytes(dest)
+        if scenario == "pending":
+            prepare = {name: earlier(step) for name, step in steps}
+            with incrementals_held(dest):
+                held = tree_bytes(dest)
+            expected = (expected[0] - held[0], sorted(set(expected[1]) - set(held[1])))
+        results, sent = job_rounds(steps, runs, clear=clear, at_target=at_target,
+                                   prepare=prepare)
+        ratios[scenario] = job_report(results, sent, expected, runs=runs, where=where,
+                                      rclone=rclone, time_goal=time_goal,
+                                      bytes_goal=bytes_goal)
+    return ratios

@@ -70,14 +70,12 @@ from measure import (
     Step,
     alternate,
     build_destination,
+    compare_jobs,
     human,
-    job_report,
-    job_rounds,
     run,
     size,
     sizes,
     stats_line,
-    tree_bytes,
     write_random,
 )
 
@@ -223,8 +221,9 @@ def throughput(s3: S3Info, bucket: str, work: Path, total: int, runs: int,
 
 
 def job(s3: S3Info, bucket: str, work: Path, volume: int, runs: int,
-        rclone_env: dict[str, str]) -> tuple[float, float, int]:
-    """``offsite run`` against ``rclone copy``; return the (time, bytes) ratios and offsite RSS."""
+        rclone_env: dict[str, str]) -> dict[str, tuple[float, float, int]]:
+    """``offsite run`` against ``rclone copy``: per scenario the (time, bytes)
+    ratios and offsite's peak RSS."""
     work = work / f"job-{volume // MiB}M"
     work.mkdir()
     dest = build_destination(work, volume)
@@ -246,23 +245,22 @@ def job(s3: S3Info, bucket: str, work: Path, volume: int, runs: int,
     print(f"  {log.read_text().strip()}")
 
     def offsite_run() -> Row:
-        for suffix in ("", "-wal", "-shm"):
-            (cfgdir / f"journal.sqlite{suffix}").unlink(missing_ok=True)
         return run([OFFSITE, "--config", str(cfg), "run"], log=log)
 
     def rclone_copy() -> Row:
         return run(["rclone", "copy", str(dest), f":s3:{bucket}/{JOB_PREFIX}", *RCLONE_FLAGS],
                    env=rclone_env, log=log)
 
-    dest_bytes, dest_files = tree_bytes(dest)
-    results, sent = job_rounds(
-        [("offsite", offsite_run), ("rclone", rclone_copy)], runs,
-        clear=lambda: empty_prefix(s3, bucket, JOB_PREFIX),
-        at_target=lambda: prefix_bytes(s3, bucket, JOB_PREFIX))
-    time_ratio, bytes_ratio, rss = job_report(
-        results, sent, (dest_bytes, dest_files), runs=runs, where="an empty prefix",
-        rclone="rclone copy (single PUTs)", time_goal=TIME_GOAL, bytes_goal=BYTES_GOAL)
-    return time_ratio, bytes_ratio, rss
+    def clear() -> None:
+        empty_prefix(s3, bucket, JOB_PREFIX)
+        for suffix in ("", "-wal", "-shm"):
+            (cfgdir / f"journal.sqlite{suffix}").unlink(missing_ok=True)
+
+    return compare_jobs(dest, [("offsite", offsite_run), ("rclone", rclone_copy)], runs,
+                        clear=clear, at_target=lambda: prefix_bytes(s3, bucket, JOB_PREFIX),
+                        rclone="rclone copy (single PUTs)", time_goal=TIME_GOAL,
+                        bytes_goal=BYTES_GOAL)
+
 
 
 # --------------------------------------------------------------------------- main
@@ -327,8 +325,10 @@ def main() -> None:
               f"  goal >= {TPUT_GOAL}: {verdict(tput >= TPUT_GOAL)}")
         print(f"  put peak RSS offsite: {put_rss} MiB  goal < {RSS_GOAL} MiB:"
               f" {verdict(put_rss < RSS_GOAL)}")
-    for volume, (time_ratio, bytes_ratio, run_rss) in jobs.items():
-        print(f"  job on a {human(volume)} volume: time offsite/rclone {time_ratio:.2f}"
+    for (volume, scenario), (time_ratio, bytes_ratio, run_rss) in (
+            ((v, sc), r) for v, per in jobs.items() for sc, r in per.items()):
+        print(f"  job on a {human(volume)} volume, {scenario} target:"
+              f" time offsite/rclone {time_ratio:.2f}"
               f" (goal <= {TIME_GOAL}: {verdict(time_ratio <= TIME_GOAL)}),"
               f" bytes {bytes_ratio:.2f}"
               f" (goal <= {BYTES_GOAL}: {verdict(bytes_ratio <= BYTES_GOAL)}),"

@@ -61,10 +61,9 @@ from measure import (
     Step,
     alternate,
     build_destination,
+    compare_jobs,
     empty,
     human,
-    job_report,
-    job_rounds,
     run,
     size,
     sizes,
@@ -165,8 +164,8 @@ def throughput(sshd: SshdInfo, work: Path, total: int, runs: int,
 
 
 def job(sshd: SshdInfo, work: Path, volume: int, runs: int,
-        rclone_env: dict[str, str]) -> tuple[float, float]:
-    """``offsite run`` against ``rclone copy``; return the (time, bytes) ratios."""
+        rclone_env: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """``offsite run`` against ``rclone copy``; the (time, bytes) ratios per scenario."""
     work = work / f"job-{volume // MiB}M"
     work.mkdir()
     dest = build_destination(work, volume)
@@ -187,22 +186,21 @@ def job(sshd: SshdInfo, work: Path, volume: int, runs: int,
     print(f"  {log.read_text().strip()}")
 
     def offsite_run() -> Row:
-        for suffix in ("", "-wal", "-shm"):
-            (cfgdir / f"journal.sqlite{suffix}").unlink(missing_ok=True)
         return run([OFFSITE, "--config", str(cfg), "run"], log=log)
 
     def rclone_copy() -> Row:
         return run(["rclone", "copy", str(dest), f":sftp:{target}", *RCLONE_FLAGS],
                    env=rclone_env, log=log)
 
-    dest_bytes, dest_files = tree_bytes(dest)
-    results, sent = job_rounds(
-        [("offsite", offsite_run), ("rclone", rclone_copy)], runs,
-        clear=lambda: empty(target), at_target=lambda: tree_bytes(target))
-    time_ratio, bytes_ratio, _rss = job_report(
-        results, sent, (dest_bytes, dest_files), runs=runs, where="an empty target",
-        rclone="rclone copy", time_goal=TIME_GOAL, bytes_goal=BYTES_GOAL)
-    return time_ratio, bytes_ratio
+    def clear() -> None:
+        empty(target)
+        for suffix in ("", "-wal", "-shm"):
+            (cfgdir / f"journal.sqlite{suffix}").unlink(missing_ok=True)
+
+    ratios = compare_jobs(dest, [("offsite", offsite_run), ("rclone", rclone_copy)], runs,
+                          clear=clear, at_target=lambda: tree_bytes(target),
+                          rclone="rclone copy", time_goal=TIME_GOAL, bytes_goal=BYTES_GOAL)
+    return {scenario: (t, b) for scenario, (t, b, _rss) in ratios.items()}
 
 
 # --------------------------------------------------------------------------- main
@@ -253,8 +251,10 @@ def main() -> None:
     if tput is not None:
         print(f"  throughput offsite/rclone (one {human(args.size)} file): {tput:.2f}"
               f"  goal >= 1.0: {verdict(tput >= 1.0)}")
-    for volume, (time_ratio, bytes_ratio) in jobs.items():
-        print(f"  job on a {human(volume)} volume: time offsite/rclone {time_ratio:.2f}"
+    for (volume, scenario), (time_ratio, bytes_ratio) in (
+            ((v, sc), r) for v, per in jobs.items() for sc, r in per.items()):
+        print(f"  job on a {human(volume)} volume, {scenario} target:"
+              f" time offsite/rclone {time_ratio:.2f}"
               f" (goal <= {TIME_GOAL}: {verdict(time_ratio <= TIME_GOAL)}),"
               f" bytes {bytes_ratio:.2f}"
               f" (goal <= {BYTES_GOAL}: {verdict(bytes_ratio <= BYTES_GOAL)})")
