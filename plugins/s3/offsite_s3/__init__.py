@@ -251,6 +251,13 @@ class S3Transport:
             if code in ("PermanentRedirect", "301"):
                 return Fatal(f"wrong region: {detail}",
                              fix=f"set region = \"{_redirect_region(exc) or '?'}\"")
+            if code == "NotImplemented" or (code in ("InvalidArgument", "InvalidRequest")
+                                            and "checksum" in message.lower()):
+                # S3's answer to a header it does not implement; from an
+                # S3-compatible store, most likely the checksum headers.
+                return Fatal(f"S3 {detail}",
+                             fix="if this store does not take S3's additional checksums, set "
+                             "the target option checksum = \"none\"")
             if code in TRANSIENT_CODES or status >= 500:
                 return Transient(f"S3 {detail}")
             return Fatal(f"S3 {detail}")

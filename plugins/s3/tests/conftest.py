@@ -255,3 +255,31 @@ def not_s3_server() -> Iterator[FakeHTTPServer]:
 
     with run_fake_http(answer) as srv:
         yield srv
+
+
+def _no_checksum_answer(rec: RecordedRequest) -> tuple[int, dict[str, str], bytes]:
+    xml = {"Content-Type": "application/xml"}
+    checksum = any(h.lower().startswith(("x-amz-checksum-", "x-amz-sdk-checksum"))
+                   for h in rec["headers"])
+    if rec["method"] == "PUT" and checksum:
+        return 501, xml, (
+            b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code>'
+            b"<Message>A header you provided implies functionality that is not "
+            b"implemented</Message></Error>")
+    if rec["method"] == "GET" and rec["path"].split("?")[0] == "/":
+        return 200, xml, (b'<?xml version="1.0" encoding="UTF-8"?><ListAllMyBucketsResult>'
+                          b"<Buckets></Buckets></ListAllMyBucketsResult>")
+    if rec["method"] == "GET" and "list-type=2" in rec["path"]:
+        return 200, xml, (b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult>'
+                          b"<Name>b</Name><KeyCount>0</KeyCount><IsTruncated>false"
+                          b"</IsTruncated></ListBucketResult>")
+    return 200, {"ETag": '"d41d8cd98f00b204e9800998ecf8427e"'}, b""
+
+
+@pytest.fixture(scope="session")
+def no_checksum_s3() -> Iterator[FakeHTTPServer]:
+    """An S3-compatible store that does not implement S3's additional checksums:
+    like AWS for an unimplemented header, it answers 501 NotImplemented to any
+    PUT carrying ``x-amz-checksum-*``; lists an empty bucket; accepts the rest."""
+    with run_fake_http(_no_checksum_answer) as srv:
+        yield srv

@@ -115,6 +115,23 @@ def test_checksum_option(moto_s3: Any, s3_bucket: str) -> None:
     assert "none" in caught.value.fix
 
 
+def test_store_without_checksums_says_how_to_turn_them_off(no_checksum_s3: Any,
+                                                           moto_s3: Any) -> None:
+    from offsite.errors import Fatal
+    from offsite.transport import BytesSource
+
+    endpoint = Endpoint.from_url(
+        "s3://nochecksums/folder", options={"endpoint_url": no_checksum_s3.endpoint_url,
+                                            "region": "us-east-1"},
+        credentials={"access_key_id": moto_s3.access_key_id,
+                     "secret_access_key": moto_s3.secret_access_key})
+    with Transport.for_endpoint(endpoint).connect(endpoint) as session, \
+            pytest.raises(Fatal, match="NotImplemented") as caught:
+        session.put("x.ofi", BytesSource(b"data"))
+    assert 'checksum = "none"' in caught.value.fix
+    assert moto_s3.secret_access_key not in str(caught.value)
+
+
 def test_a_fresh_upload_aborts_the_abandoned_one(moto_s3: Any, s3_bucket: str) -> None:
     endpoint = s3_endpoint(moto_s3, s3_bucket)
     data = random_bytes(3 * MIN_PART, seed=2)
