@@ -7,6 +7,7 @@ Imported by the scripts beside it (``python bench/X.py`` puts this folder on
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import random
@@ -264,3 +265,41 @@ def compare_jobs(dest: Path, steps: list[Step], runs: int, *, clear: Callable[[]
                                       rclone=rclone, time_goal=time_goal,
                                       bytes_goal=bytes_goal)
     return ratios
+
+
+def arguments(doc: str) -> argparse.Namespace:
+    """The options every rclone benchmark takes; exits if rclone is missing."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--size", default="1G", type=size, help="throughput file size (1G)")
+    parser.add_argument("--volumes", default="256M,1G", type=sizes,
+                        help="job volume sizes, comma-separated (256M,1G)")
+    parser.add_argument("--runs", default=5, type=int, help="rounds per part (5)")
+    parser.add_argument("--skip-put", action="store_true", help="only the job part")
+    args = parser.parse_args()
+    if shutil.which("rclone") is None:
+        sys.exit("this benchmark needs rclone: apt-get install rclone")
+    return args
+
+
+def rss_floor(log: Path) -> None:
+    """Say what the launcher's own peak RSS is, so readers can subtract it."""
+    _t, floor = run(["true"], log=log)
+    print(f"peak RSS below is each command's own, through a launcher whose floor"
+          f" (`true`) is {floor} MiB", flush=True)
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def job_summary(jobs: Mapping[int, Mapping[str, tuple[float, float, int]]], *,
+                time_goal: float, bytes_goal: float) -> None:
+    """One summary line per job volume and scenario (from :func:`compare_jobs`)."""
+    for volume, per in jobs.items():
+        for scenario, (time_ratio, bytes_ratio, rss) in per.items():
+            print(f"  job on a {human(volume)} volume, {scenario} target:"
+                  f" time offsite/rclone {time_ratio:.2f}"
+                  f" (goal <= {time_goal}: {verdict(time_ratio <= time_goal)}),"
+                  f" bytes {bytes_ratio:.2f}"
+                  f" (goal <= {bytes_goal}: {verdict(bytes_ratio <= bytes_goal)}),"
+                  f" offsite peak RSS {rss} MiB")

@@ -47,7 +47,6 @@ itself): quote medians.
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import json
 import os
@@ -69,13 +68,15 @@ from measure import (
     Row,
     Step,
     alternate,
+    arguments,
     build_destination,
     compare_jobs,
     human,
+    job_summary,
+    rss_floor,
     run,
-    size,
-    sizes,
     stats_line,
+    verdict,
     write_random,
 )
 
@@ -273,15 +274,7 @@ def main() -> None:
     if sys.argv[1:2] == ["_boto3"]:
         boto3_main(sys.argv[2:])
         return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", default="1G", type=size, help="throughput file size (1G)")
-    parser.add_argument("--volumes", default="256M,1G", type=sizes,
-                        help="job volume sizes, comma-separated (256M,1G)")
-    parser.add_argument("--runs", default=5, type=int, help="rounds per part (5)")
-    parser.add_argument("--skip-put", action="store_true", help="only the job part")
-    args = parser.parse_args()
-    if shutil.which("rclone") is None:
-        sys.exit("this benchmark needs rclone: apt-get install rclone")
+    args = arguments(__doc__)
 
     from offsite_s3.testserver import empty_bucket, run_moto
 
@@ -303,9 +296,7 @@ def main() -> None:
                 print(f"moto {ver('moto')} on {s3.endpoint_url}, bucket {bucket}; {version}, "
                       f"boto3 {ver('boto3')}, Python {sys.version.split()[0]}, "
                       f"{os.cpu_count()} CPUs", flush=True)
-                _t, floor = run(["true"], log=work / "cmd.log")
-                print(f"peak RSS below is each command's own, through a launcher whose floor"
-                      f" (`true`) is {floor} MiB", flush=True)
+                rss_floor(work / "cmd.log")
                 tput, put_rss = (None, 0) if args.skip_put else throughput(
                     s3, bucket, work, args.size, args.runs, rclone_env)
                 jobs = {v: job(s3, bucket, work, v, args.runs, rclone_env)
@@ -316,23 +307,13 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "NOT met"
-
     print("\nsummary")
     if tput is not None:
         print(f"  put throughput offsite/rclone (one {human(args.size)} file): {tput:.2f}"
               f"  goal >= {TPUT_GOAL}: {verdict(tput >= TPUT_GOAL)}")
         print(f"  put peak RSS offsite: {put_rss} MiB  goal < {RSS_GOAL} MiB:"
               f" {verdict(put_rss < RSS_GOAL)}")
-    for (volume, scenario), (time_ratio, bytes_ratio, run_rss) in (
-            ((v, sc), r) for v, per in jobs.items() for sc, r in per.items()):
-        print(f"  job on a {human(volume)} volume, {scenario} target:"
-              f" time offsite/rclone {time_ratio:.2f}"
-              f" (goal <= {TIME_GOAL}: {verdict(time_ratio <= TIME_GOAL)}),"
-              f" bytes {bytes_ratio:.2f}"
-              f" (goal <= {BYTES_GOAL}: {verdict(bytes_ratio <= BYTES_GOAL)}),"
-              f" offsite peak RSS {run_rss} MiB")
+    job_summary(jobs, time_goal=TIME_GOAL, bytes_goal=BYTES_GOAL)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ and server on the same CPUs: quote medians.
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import json
 import os
@@ -60,15 +59,17 @@ from measure import (
     Row,
     Step,
     alternate,
+    arguments,
     build_destination,
     compare_jobs,
     empty,
     human,
+    job_summary,
+    rss_floor,
     run,
-    size,
-    sizes,
     stats_line,
     tree_bytes,
+    verdict,
     write_random,
 )
 
@@ -164,8 +165,9 @@ def throughput(sshd: SshdInfo, work: Path, total: int, runs: int,
 
 
 def job(sshd: SshdInfo, work: Path, volume: int, runs: int,
-        rclone_env: dict[str, str]) -> dict[str, tuple[float, float]]:
-    """``offsite run`` against ``rclone copy``; the (time, bytes) ratios per scenario."""
+        rclone_env: dict[str, str]) -> dict[str, tuple[float, float, int]]:
+    """``offsite run`` against ``rclone copy``: per scenario the (time, bytes)
+    ratios and offsite's peak RSS."""
     work = work / f"job-{volume // MiB}M"
     work.mkdir()
     dest = build_destination(work, volume)
@@ -197,10 +199,9 @@ def job(sshd: SshdInfo, work: Path, volume: int, runs: int,
         for suffix in ("", "-wal", "-shm"):
             (cfgdir / f"journal.sqlite{suffix}").unlink(missing_ok=True)
 
-    ratios = compare_jobs(dest, [("offsite", offsite_run), ("rclone", rclone_copy)], runs,
-                          clear=clear, at_target=lambda: tree_bytes(target),
-                          rclone="rclone copy", time_goal=TIME_GOAL, bytes_goal=BYTES_GOAL)
-    return {scenario: (t, b) for scenario, (t, b, _rss) in ratios.items()}
+    return compare_jobs(dest, [("offsite", offsite_run), ("rclone", rclone_copy)], runs,
+                        clear=clear, at_target=lambda: tree_bytes(target),
+                        rclone="rclone copy", time_goal=TIME_GOAL, bytes_goal=BYTES_GOAL)
 
 
 # --------------------------------------------------------------------------- main
@@ -210,15 +211,7 @@ def main() -> None:
     if sys.argv[1:2] == ["_put"]:
         put_main(sys.argv[2:])
         return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", default="1G", type=size, help="throughput file size (1G)")
-    parser.add_argument("--volumes", default="256M,1G", type=sizes,
-                        help="job volume sizes, comma-separated (256M,1G)")
-    parser.add_argument("--runs", default=5, type=int, help="rounds per part (5)")
-    parser.add_argument("--skip-put", action="store_true", help="only the job part")
-    args = parser.parse_args()
-    if shutil.which("rclone") is None:
-        sys.exit("this benchmark needs rclone: apt-get install rclone")
+    args = arguments(__doc__)
 
     from offsite_sftp.testserver import run_sshd
 
@@ -235,29 +228,18 @@ def main() -> None:
             print(f"sshd on {sshd.host}:{sshd.port}, folder {sshd.root}; {version}, "
                   f"paramiko {paramiko}, Python {sys.version.split()[0]}, "
                   f"{os.cpu_count()} CPUs", flush=True)
-            _t, floor = run(["true"], log=work / "cmd.log")
-            print(f"peak RSS below is each command's own, through a launcher whose floor"
-                  f" (`true`) is {floor} MiB", flush=True)
+            rss_floor(work / "cmd.log")
             tput = None if args.skip_put else throughput(sshd, work, args.size, args.runs,
                                                          rclone_env)
             jobs = {v: job(sshd, work, v, args.runs, rclone_env) for v in args.volumes}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "NOT met"
-
     print("\nsummary")
     if tput is not None:
         print(f"  throughput offsite/rclone (one {human(args.size)} file): {tput:.2f}"
               f"  goal >= 1.0: {verdict(tput >= 1.0)}")
-    for (volume, scenario), (time_ratio, bytes_ratio) in (
-            ((v, sc), r) for v, per in jobs.items() for sc, r in per.items()):
-        print(f"  job on a {human(volume)} volume, {scenario} target:"
-              f" time offsite/rclone {time_ratio:.2f}"
-              f" (goal <= {TIME_GOAL}: {verdict(time_ratio <= TIME_GOAL)}),"
-              f" bytes {bytes_ratio:.2f}"
-              f" (goal <= {BYTES_GOAL}: {verdict(bytes_ratio <= BYTES_GOAL)})")
+    job_summary(jobs, time_goal=TIME_GOAL, bytes_goal=BYTES_GOAL)
 
 
 if __name__ == "__main__":
