@@ -33,6 +33,8 @@ from offsite.errors import SourceError
 CHUNK_SIZE = 1 << 20
 #: How many chunks a :class:`SourceReader` reads ahead of the plugin.
 READ_AHEAD = 4
+#: How long closing a :class:`SourceReader` waits for its read-ahead thread.
+CLOSE_WAIT = 1.0
 
 #: A plugin's own JSON-serialisable note of how to resume an upload
 #: (a partial file's name and the offset known to be durable, an S3 upload
@@ -223,6 +225,8 @@ class SourceReader(io.RawIOBase):
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._stream_lock = threading.Lock()
+        self._stream_closed = False
 
     def readable(self) -> bool:
         return True
@@ -232,6 +236,13 @@ class SourceReader(io.RawIOBase):
         # and fails loudly if the source ends early: a plugin must not rename
         # a short file into place.
         at = self.offset
+        try:
+            self._fill(at)
+        finally:
+            if self._halt.is_set():  # closed meanwhile: the stream is ours to close
+                self._close_stream()
+
+    def _fill(self, at: int) -> None:
         try:
             while at < self.size and not self._halt.is_set():
                 want = min(CHUNK_SIZE, self.size - at)
@@ -280,13 +291,24 @@ class SourceReader(io.RawIOBase):
             self.position += n
         return filled
 
+    def _close_stream(self) -> None:
+        with self._stream_lock:
+            if not self._stream_closed:
+                self._stream_closed = True
+                self._stream.close()
+
     def close(self) -> None:
         if not self.closed:
             self._halt.set()
             try:
-                if self._thread is not None:
-                    self._thread.join()
-                self._stream.close()
+                thread = self._thread
+                if thread is not None:
+                    thread.join(CLOSE_WAIT)
+                if thread is None or not thread.is_alive():
+                    self._close_stream()
+                # Else the thread is inside a slow read (a bandwidth limit's
+                # pause, a stalled disk): it closes the stream when that returns,
+                # and Ctrl-C or a failed upload need not wait for it.
             finally:
                 super().close()
 

@@ -1,0 +1,88 @@
+"""SourceReader: the read-ahead stream every plugin's put reads."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+
+from offsite.errors import SourceError
+from offsite.testing.sources import FailingSource, random_bytes
+from offsite.transport import CHUNK_SIZE, BytesSource, SourceReader
+
+
+class _StuckStream(io.RawIOBase):
+    """Hands out one chunk, then blocks in read until released (a bandwidth
+    limit's long pause, a stalled disk)."""
+
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__()
+        self.release, self.reads = release, 0
+        self.closed_by: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        self.reads += 1
+        if self.reads > 1:
+            self.release.wait()
+        buffer[: len(buffer)] = bytes(len(buffer))
+        return len(buffer)
+
+    def close(self) -> None:
+        self.closed_by = threading.current_thread().name
+        super().close()
+
+
+class _StuckSource:
+    size = 8 * CHUNK_SIZE
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.stream = _StuckStream(self.release)
+
+    def open(self, offset: int = 0) -> io.RawIOBase:
+        return self.stream
+
+
+def test_reads_fill_the_buffer_and_stop_at_the_size() -> None:
+    data = random_bytes(3 * CHUNK_SIZE + 5)
+    with SourceReader(BytesSource(data), 7) as reader:
+        buffer = bytearray(2 * CHUNK_SIZE)
+        assert reader.readinto(buffer) == len(buffer)  # across read-ahead chunks
+        assert bytes(buffer) == data[7 : 7 + len(buffer)]
+        assert reader.read() == data[7 + len(buffer) :]
+        assert reader.read() == b"" and reader.position == len(data)
+
+
+def test_bytes_before_a_failure_come_first_then_the_error_every_time() -> None:
+    data = random_bytes(3 * CHUNK_SIZE)
+    with SourceReader(FailingSource(data, CHUNK_SIZE + 10), 0) as reader:
+        assert reader.read(4 * CHUNK_SIZE) == data[: CHUNK_SIZE + 10]
+        for _ in range(2):
+            with pytest.raises(SourceError, match="simulated read failure"):
+                reader.read(1)
+
+
+def test_close_does_not_wait_for_a_read_that_is_stuck() -> None:
+    # Ctrl-C or a failed upload closes the reader while its thread sleeps in
+    # a throttled read: close must return, and the stream still gets closed
+    # (by the thread, once its read returns).
+    source = _StuckSource()
+    reader = SourceReader(source, 0)
+    assert len(reader.read(CHUNK_SIZE)) == CHUNK_SIZE
+    closer = threading.Thread(target=reader.close)
+    closer.start()
+    closer.join(timeout=5)
+    try:
+        assert not closer.is_alive(), "close() waited for the stuck read"
+        assert source.stream.closed_by is None, "closed under the thread's feet"
+    finally:
+        source.release.set()
+    for _ in range(100):
+        if source.stream.closed_by is not None:
+            break
+        threading.Event().wait(0.05)
+    assert source.stream.closed_by == "offsite-read-ahead"
