@@ -8,7 +8,8 @@ import pytest
 
 from offsite import hookspecs
 
-HOOKS = ["connect", "check", "translate_error", "put", "get", "list", "delete", "close"]
+HOOKS = ["connect", "check", "translate_error", "put", "discard", "get", "list", "delete",
+         "close"]
 
 
 def test_the_contract_is_these_hooks() -> None:

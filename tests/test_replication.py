@@ -253,6 +253,39 @@ def test_interrupted_upload_resumes(site: Site) -> None:
     assert (t / "vol-b001.ofi").read_bytes() == site.vol.images[0].read_bytes()
 
 
+def test_an_abandoned_upload_is_cleaned_up_at_the_target(site: Site) -> None:
+    # A consolidation 1..2 breaks off; before the next run incremental 2 is
+    # rewritten and 3 arrives. The in-flight upload can no longer resume and
+    # the new plan names the consolidation 1..3 differently: without discard
+    # its partial file would stay at the target for good.
+    from offsite import paths
+
+    for _ in range(3):
+        site.image()
+    t = site.target("t")
+    site.one_target(t)
+    engine = site.engine()
+
+    def crash(event: Event) -> None:
+        if isinstance(event, UploadStarted) and event.remote == "vol-b001-i002.ofi":
+            engine.cancel.set()
+
+    engine.listeners.append(crash)
+    with pytest.raises(Cancelled):
+        engine.run()
+    partial = t / paths.partial_path("vol-b001-i002.ofi")
+    assert partial.exists()
+
+    later = os.stat(site.vol.images[2]).st_mtime + 10
+    os.utime(site.vol.images[2], (later, later))
+    site.image()
+    site.cli("run")
+    assert not partial.exists(), "the abandoned partial file was left at the target"
+    assert files(t) == ["vol-b001-i003.ofi", "vol-b001.ofi"]
+    with Journal(site.conf_dir / "journal.sqlite") as j:
+        assert j.in_flight("nightly", "t") == []
+
+
 FLAKY = '''
 from offsite import hookimpl
 from offsite.errors import AuthError, Transient

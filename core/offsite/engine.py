@@ -504,11 +504,24 @@ class Engine:
             same = (stats and sum(s.st_size for s in stats) == p.source_size
                     and max(s.st_mtime for s in stats) == p.source_mtime)
             if not same:  # the sources changed or went: plan afresh
-                self.journal.abandon_upload(job.name, target.name, p.remote_path)
+                self._abandon(job, target, session, p.remote_path, flight.token)
                 continue
             action = Put(p.remote_path, p.sources, p.kind, "resumed",  # type: ignore[arg-type]
                          p.set_id, p.seq_first, p.seq_last, p.state, p.parent_state)
             self._put(job, target, session, action, tally, resume=flight.token)
+
+    def _abandon(self, job: Job, target: TargetConfig, session: Session, remote: str,
+                 token: Any) -> None:
+        """Give up an upload for good: the plugin cleans up after it (a partial
+        file, a multipart upload), then the journal forgets it. A consolidation
+        is often planned again under another name, so nothing else would."""
+        if token:
+            try:
+                session.discard(remote, token)
+            except TargetError as exc:  # a leftover costs space, not data: go on
+                log.warning("%s.%s: could not clean up the abandoned upload of %s: %s",
+                            job.name, target.name, remote, exc)
+        self.journal.abandon_upload(job.name, target.name, remote)
 
     def _source(self, job: Job, action: Put) -> Source:
         """What to upload for ``action``: images check themselves as they stream.
@@ -538,7 +551,7 @@ class Engine:
             source = self._source(job, action)
         except ImageError as exc:
             self._note(job, target, Note("bad-image", exc.file, str(exc)), tally)
-            j.abandon_upload(job.name, target.name, action.remote)
+            self._abandon(job, target, session, action.remote, resume)
             return False
         stats = [p.stat() for p in paths]
         # An image is identified by its root digest, known before a byte moves
@@ -561,19 +574,22 @@ class Engine:
         self.emit(UploadStarted(job.name, target.name, action.remote, source.size,
                                 action.sources, resume is not None))
         progress = _Progress(self, job.name, target.name, action.remote, source.size)
+        last_token = resume
+
+        def keep(token: Any) -> None:
+            nonlocal last_token
+            last_token = token
+            j.save_token(job.name, target.name, action.remote, token, progress.done)
+
         try:
-            remote = session.put(
-                action.remote, hashing or source, resume=resume,
-                on_token=lambda token: j.save_token(job.name, target.name, action.remote,
-                                                    token, progress.done),
-                on_progress=progress,
-            )
+            remote = session.put(action.remote, hashing or source, resume=resume,
+                                 on_token=keep, on_progress=progress)
         except SourceError as exc:
             cause = find_cause(exc, ImageError)
             if cause is None:
                 raise
             self._note(job, target, Note("bad-image", cause.file, str(cause)), tally)
-            j.abandon_upload(job.name, target.name, action.remote)
+            self._abandon(job, target, session, action.remote, last_token)
             return False
         finally:
             if isinstance(source, Consolidation):

@@ -16,7 +16,8 @@ hook named here and takes only parameters the spec has, so a typo is refused
 with a clear message, not discovered in production. Every hook is
 ``firstresult``: the single transport answers, and ``None`` means "not
 implemented". ``connect``, ``put``, ``get``, ``list``, ``delete`` and
-``close`` are required; ``check`` and ``translate_error`` are optional.
+``close`` are required; ``check``, ``translate_error`` and ``discard`` are
+optional.
 
 The contract points, each checked by the conformance suite in
 :mod:`offsite.testing` (run it: see docs/PLUGINS.md):
@@ -37,7 +38,8 @@ The contract points, each checked by the conformance suite in
 * **Resume.** Before the first byte moves, save a resume token with
   ``transfer.save_token({...})`` (JSON-serialisable; the engine keeps it in
   the journal). When ``transfer.resume`` is set, continue that upload from
-  the offset the target really holds, not the token's word alone.
+  the offset the target really holds, not the token's word alone. When the
+  engine gives an upload up, ``discard`` gets the token to clean up after it.
 * **Listing.** ``list`` returns path, size and mtime for every finished file
   under a folder, recursively, and a checksum where the server gives one.
 * **Typed errors.** Raise only :mod:`offsite.errors` types; translate your
@@ -61,7 +63,7 @@ from offsite import PROJECT
 if TYPE_CHECKING:
     from offsite.checks import Steps
     from offsite.errors import TargetError
-    from offsite.transport import Endpoint, Readable, RemoteFile, Transfer
+    from offsite.transport import Endpoint, Readable, RemoteFile, ResumeToken, Transfer
 
 #: Marks the specifications below; plugins use :data:`offsite.hookimpl`.
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -195,6 +197,29 @@ def get(conn: Connection, path: str, offset: int) -> Readable | None:
     :returns: an object with ``read(size)`` and ``close()``.
     :raises NotFound: there is no file at ``path``.
     :raises PermissionDenied: it cannot be read.
+    """
+
+
+@hookspec(firstresult=True)
+def discard(conn: Connection, path: str, resume: ResumeToken) -> bool | None:
+    """Throw away what an interrupted ``put`` of ``path`` left behind.
+
+    Stops at the first non-None result. Optional, but without it an
+    abandoned upload lingers at the target until a ``put`` of the same path
+    replaces it, and a consolidation is often re-planned under another name.
+
+    The engine calls it when it gives up on resuming an upload: its sources
+    changed or went, or they turned out to be damaged. ``resume`` is the last
+    token your ``put`` saved for that path. Remove the partial file, abort
+    the multipart upload, and so on. Something already gone is not an error;
+    a token you do not recognise means there is nothing to do.
+
+    :param conn: what ``connect`` returned.
+    :param path: the final remote path the upload was for.
+    :param resume: the token your ``put`` saved.
+    :returns: ``True``.
+    :raises PermissionDenied: the leftover may not be removed (the engine
+        logs it and goes on: a leftover costs space, not data).
     """
 
 

@@ -226,6 +226,19 @@ class Session:
         path = paths.normalise(path)
         self._call("delete", path, lambda: self._hook.delete(conn=self.conn, path=path))
 
+    def discard(self, path: str, resume: ResumeToken) -> bool:
+        """Clean up after an upload of ``path`` that will not be resumed (see
+        the ``discard`` hook); False if the plugin cannot.
+
+        :raises TargetError: the target refused (the caller decides whether it matters).
+        """
+        if "discard" not in self.transport.info.hooks:
+            return False
+        path = paths.normalise(path)
+        done: bool = self._call("discard", path, lambda: self._hook.discard(
+            conn=self.conn, path=path, resume=resume))
+        return done
+
     def close(self) -> None:
         """Close the connection; safe to call twice, never raises a target error."""
         if self.closed:

@@ -52,6 +52,8 @@ ATOMIC = "contract: put is atomic (nothing under the final name until complete)"
 NO_LEFTOVER = "contract: a finished put leaves no partial file behind"
 TOKEN = "contract: put saves a resume token before the first byte moves"
 RESUME = "contract: a resumed put continues at the offset the target holds"
+DISCARD = ("contract: discard cleans up after an abandoned put (its token no longer "
+           "resumes), twice is fine, and the finished file under that name stays")
 STREAMING = "contract: put and get stream (bounded memory whatever the size)"
 PROGRESS = "contract: progress is monotonic and ends at the size"
 FOLDERS = "contract: put creates missing nested folders"
@@ -248,6 +250,26 @@ class AtomicResumeTests:
         if supports_resume:
             assert again.offsets and again.offsets[0] > 0, RESUME
             assert seen[0] == again.offsets[0], RESUME
+
+    def test_discard_cleans_up_an_abandoned_put(self, session: Session) -> None:
+        old, new = random_bytes(3 * MiB, seed=7), random_bytes(self.SIZE, seed=8)
+        session.put("set/kept.ofi", BytesSource(old))
+        tokens: list[dict[str, object]] = []
+        with pytest.raises(SourceError):  # a second upload of that name breaks off
+            session.put("set/kept.ofi", FailingSource(new, self.FAIL_AT),
+                        on_token=lambda t: tokens.append(dict(t)))
+        assert tokens, TOKEN
+        if "discard" not in session.transport.info.hooks:
+            assert session.discard("set/kept.ofi", tokens[-1]) is False, DISCARD
+            return
+        assert session.discard("set/kept.ofi", tokens[-1]) is True, DISCARD
+        assert session.discard("set/kept.ofi", tokens[-1]) is True, DISCARD
+        assert read_all(session, "set/kept.ofi") == old, DISCARD
+        assert raw_paths(session) == {"set/kept.ofi"}, DISCARD
+        again = RecordingSource(new)
+        session.put("set/kept.ofi", again, resume=tokens[-1])
+        assert again.offsets == [0], DISCARD
+        assert read_all(session, "set/kept.ofi") == new, ROUNDTRIP
 
     def test_stale_token_starts_over(self, session: Session) -> None:
         data = random_bytes(100_000, seed=6)

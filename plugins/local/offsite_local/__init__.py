@@ -23,7 +23,7 @@ from offsite import hookimpl, paths
 from offsite.checks import Steps
 from offsite.durable import fsync_dir
 from offsite.errors import Fatal, NotFound, PermissionDenied, TargetError, Transient
-from offsite.transport import Endpoint, Readable, RemoteFile, Transfer, pump
+from offsite.transport import Endpoint, Readable, RemoteFile, ResumeToken, Transfer, pump
 
 #: Bytes between two fsyncs (and resume tokens) of a partial file.
 SYNC_EVERY = 64 << 20
@@ -127,6 +127,14 @@ class LocalTransport:
         except FileNotFoundError:
             return 0
         return max(0, min(int(token.get("offset", 0)), on_disk, transfer.size))
+
+    @hookimpl
+    def discard(self, conn: LocalConnection, path: str, resume: ResumeToken) -> bool:
+        partial_rel = paths.partial_path(path)
+        if resume.get("partial") == partial_rel:  # never anything but our own partial
+            with contextlib.suppress(FileNotFoundError):
+                conn.local(partial_rel).unlink()
+        return True
 
     @hookimpl
     def get(self, conn: LocalConnection, path: str, offset: int) -> Readable:

@@ -44,7 +44,14 @@ from offsite.errors import (
     TLSFailed,
     Transient,
 )
-from offsite.transport import Endpoint, Readable, RemoteFile, SourceReader, Transfer
+from offsite.transport import (
+    Endpoint,
+    Readable,
+    RemoteFile,
+    ResumeToken,
+    SourceReader,
+    Transfer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -371,6 +378,18 @@ class S3Transport:
         client.complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=upload_id,
             MultipartUpload={"Parts": [done[n] for n in range(1, count + 1)]})
+
+    @hookimpl
+    def discard(self, conn: S3Connection, path: str, resume: ResumeToken) -> bool:
+        key, upload_id = conn.key(path), resume.get("upload_id")
+        if resume.get("key") == key and upload_id:  # only the upload our put began
+            try:
+                conn.client.abort_multipart_upload(Bucket=conn.bucket, Key=key,
+                                                   UploadId=str(upload_id))
+            except botocore.exceptions.ClientError as exc:
+                if _error_code(exc)[0] not in ("NoSuchUpload", "404"):
+                    raise
+        return True
 
     @staticmethod
     def _abort_stale(conn: S3Connection, key: str) -> None:

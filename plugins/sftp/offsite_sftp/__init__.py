@@ -48,7 +48,7 @@ from offsite.errors import (
     TargetError,
     Transient,
 )
-from offsite.transport import Endpoint, Readable, RemoteFile, Transfer, pump
+from offsite.transport import Endpoint, Readable, RemoteFile, ResumeToken, Transfer, pump
 
 DEFAULT_PORT = 22
 #: Fastest first where the server agrees (measured: aes256-gcm leads on AES-NI).
@@ -432,6 +432,14 @@ class SftpTransport:
             sftp.rename(partial, final)
         st = sftp.stat(final)
         return RemoteFile(path, st.st_size or 0, float(st.st_mtime or 0))
+
+    @hookimpl
+    def discard(self, conn: SftpConnection, path: str, resume: ResumeToken) -> bool:
+        partial_rel = paths.partial_path(path)
+        if resume.get("partial") == partial_rel:  # never anything but our own partial
+            with contextlib.suppress(FileNotFoundError):
+                conn.sftp.remove(conn.remote(partial_rel))
+        return True
 
     @hookimpl
     def get(self, conn: SftpConnection, path: str, offset: int) -> Readable:
