@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import random
 import re
@@ -303,3 +304,45 @@ def job_summary(jobs: Mapping[int, Mapping[str, tuple[float, float, int]]], *,
                   f" bytes {bytes_ratio:.2f}"
                   f" (goal <= {bytes_goal}: {verdict(bytes_ratio <= bytes_goal)}),"
                   f" offsite peak RSS {rss} MiB")
+
+
+class OffsiteJob:
+    """A job with one target, in its own folder: the destination, a config
+    folder and stored credentials, as a benchmark's ``offsite run`` uses them.
+
+    :param url: the target URL; ``options`` its ``[job.target.options]``;
+        ``credentials`` what ``offsite credentials set --stdin`` stores.
+    """
+
+    NAME = "bench"
+
+    def __init__(self, work: Path, volume: int, target: str, url: str,
+                 options: Mapping[str, str], credentials: Mapping[str, str]) -> None:
+        self.work = work / f"job-{volume // MiB}M"
+        self.work.mkdir()
+        self.dest = build_destination(self.work, volume)
+        self.cfgdir = self.work / "config"
+        self.cfgdir.mkdir(mode=0o700)
+        self.cfg = self.cfgdir / "offsite.toml"
+        self.log = self.work / "cmd.log"
+        # json.dumps gives valid TOML basic strings for these values.
+        opts = "".join(f"  {key} = {json.dumps(value)}\n" for key, value in options.items())
+        self.cfg.write_text(
+            f"[[job]]\nname = {json.dumps(self.NAME)}\n"
+            f"destination = {json.dumps(str(self.dest))}\n\n"
+            f"  [[job.target]]\n  name = {json.dumps(target)}\n"
+            f"  url = {json.dumps(url)}\n  retries = 0\n"
+            f"  [job.target.options]\n{opts}")
+        run([OFFSITE, "--config", str(self.cfg), "credentials", "set",
+             f"{self.NAME}.{target}", "--stdin"], stdin=json.dumps(dict(credentials)),
+            log=self.log)
+        print(f"  {self.log.read_text().strip()}")
+
+    def run(self) -> Row:
+        """One ``offsite run``, timed."""
+        return run([OFFSITE, "--config", str(self.cfg), "run"], log=self.log)
+
+    def forget(self) -> None:
+        """Delete the journal: the next run knows nothing of earlier ones."""
+        for suffix in ("", "-wal", "-shm"):
+            (self.cfgdir / f"journal.sqlite{suffix}").unlink(missing_ok=True)

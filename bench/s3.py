@@ -63,13 +63,11 @@ if TYPE_CHECKING:
     from offsite_s3.testserver import S3Info
 
 from measure import (
-    OFFSITE,
-    MiB,
+    OffsiteJob,
     Row,
     Step,
     alternate,
     arguments,
-    build_destination,
     compare_jobs,
     human,
     job_summary,
@@ -81,7 +79,7 @@ from measure import (
 )
 
 CREDENTIALS_ENV = "OFFSITE_BENCH_S3_CREDENTIALS"
-JOB, TARGET = "bench", "s3"
+TARGET = "s3"
 PUT_PREFIX, JOB_PREFIX = "bench", "job"
 # Single PUTs: rclone 1.60's multipart uploads get BadRequest (400) from moto 5.
 RCLONE_FLAGS = ["--retries", "1", "--low-level-retries", "1", "--s3-upload-cutoff", "5G"]
@@ -225,39 +223,20 @@ def job(s3: S3Info, bucket: str, work: Path, volume: int, runs: int,
         rclone_env: dict[str, str]) -> dict[str, tuple[float, float, int]]:
     """``offsite run`` against ``rclone copy``: per scenario the (time, bytes)
     ratios and offsite's peak RSS."""
-    work = work / f"job-{volume // MiB}M"
-    work.mkdir()
-    dest = build_destination(work, volume)
-    cfgdir = work / "config"
-    cfgdir.mkdir(mode=0o700)
-    cfg = cfgdir / "offsite.toml"
-    # json.dumps gives valid TOML basic strings for these values.
-    cfg.write_text(
-        f"[[job]]\nname = {json.dumps(JOB)}\ndestination = {json.dumps(str(dest))}\n\n"
-        f"  [[job.target]]\n  name = {json.dumps(TARGET)}\n"
-        f"  url = {json.dumps(f's3://{bucket}/{JOB_PREFIX}')}\n  retries = 0\n"
-        f"  [job.target.options]\n  endpoint_url = {json.dumps(s3.endpoint_url)}\n"
-        f"  region = {json.dumps(s3.region)}\n"
-    )
-    log = work / "cmd.log"
-    run([OFFSITE, "--config", str(cfg), "credentials", "set", f"{JOB}.{TARGET}", "--stdin"],
-        stdin=json.dumps({"access_key_id": s3.access_key_id,
-                          "secret_access_key": s3.secret_access_key}), log=log)
-    print(f"  {log.read_text().strip()}")
-
-    def offsite_run() -> Row:
-        return run([OFFSITE, "--config", str(cfg), "run"], log=log)
+    job = OffsiteJob(work, volume, TARGET, f"s3://{bucket}/{JOB_PREFIX}",
+                     {"endpoint_url": s3.endpoint_url, "region": s3.region},
+                     {"access_key_id": s3.access_key_id,
+                      "secret_access_key": s3.secret_access_key})
 
     def rclone_copy() -> Row:
-        return run(["rclone", "copy", str(dest), f":s3:{bucket}/{JOB_PREFIX}", *RCLONE_FLAGS],
-                   env=rclone_env, log=log)
+        return run(["rclone", "copy", str(job.dest), f":s3:{bucket}/{JOB_PREFIX}",
+                    *RCLONE_FLAGS], env=rclone_env, log=job.log)
 
     def clear() -> None:
         empty_prefix(s3, bucket, JOB_PREFIX)
-        for suffix in ("", "-wal", "-shm"):
-            (cfgdir / f"journal.sqlite{suffix}").unlink(missing_ok=True)
+        job.forget()
 
-    return compare_jobs(dest, [("offsite", offsite_run), ("rclone", rclone_copy)], runs,
+    return compare_jobs(job.dest, [("offsite", job.run), ("rclone", rclone_copy)], runs,
                         clear=clear, at_target=lambda: prefix_bytes(s3, bucket, JOB_PREFIX),
                         rclone="rclone copy (single PUTs)", time_goal=TIME_GOAL,
                         bytes_goal=BYTES_GOAL)

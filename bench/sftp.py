@@ -40,7 +40,6 @@ and server on the same CPUs: quote medians.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import shutil
 import statistics
@@ -54,13 +53,12 @@ if TYPE_CHECKING:
     from offsite_sftp.testserver import SshdInfo
 
 from measure import (
-    OFFSITE,
     MiB,
+    OffsiteJob,
     Row,
     Step,
     alternate,
     arguments,
-    build_destination,
     compare_jobs,
     empty,
     human,
@@ -74,7 +72,7 @@ from measure import (
 )
 
 PASSWORD_ENV = "OFFSITE_BENCH_SFTP_PASSWORD"
-JOB, TARGET = "bench", "sftp"
+TARGET = "sftp"
 RCLONE_FLAGS = ["--retries", "1", "--low-level-retries", "1"]
 TIME_GOAL, BYTES_GOAL = 0.8, 0.7
 
@@ -168,38 +166,19 @@ def job(sshd: SshdInfo, work: Path, volume: int, runs: int,
         rclone_env: dict[str, str]) -> dict[str, tuple[float, float, int]]:
     """``offsite run`` against ``rclone copy``: per scenario the (time, bytes)
     ratios and offsite's peak RSS."""
-    work = work / f"job-{volume // MiB}M"
-    work.mkdir()
-    dest = build_destination(work, volume)
-    cfgdir = work / "config"
-    cfgdir.mkdir(mode=0o700)
-    cfg = cfgdir / "offsite.toml"
     target = sshd.root / f"job-target-{volume // MiB}M"
-    # json.dumps gives valid TOML basic strings for these paths.
-    cfg.write_text(
-        f"[[job]]\nname = {json.dumps(JOB)}\ndestination = {json.dumps(str(dest))}\n\n"
-        f"  [[job.target]]\n  name = {json.dumps(TARGET)}\n"
-        f"  url = {json.dumps(sshd.url(target.name))}\n  retries = 0\n"
-        f"  [job.target.options]\n  known_hosts = {json.dumps(str(sshd.known_hosts))}\n"
-    )
-    log = work / "cmd.log"
-    run([OFFSITE, "--config", str(cfg), "credentials", "set", f"{JOB}.{TARGET}", "--stdin"],
-        stdin=json.dumps({"password": sshd.password}), log=log)
-    print(f"  {log.read_text().strip()}")
-
-    def offsite_run() -> Row:
-        return run([OFFSITE, "--config", str(cfg), "run"], log=log)
+    job = OffsiteJob(work, volume, TARGET, sshd.url(target.name),
+                     {"known_hosts": str(sshd.known_hosts)}, {"password": sshd.password})
 
     def rclone_copy() -> Row:
-        return run(["rclone", "copy", str(dest), f":sftp:{target}", *RCLONE_FLAGS],
-                   env=rclone_env, log=log)
+        return run(["rclone", "copy", str(job.dest), f":sftp:{target}", *RCLONE_FLAGS],
+                   env=rclone_env, log=job.log)
 
     def clear() -> None:
         empty(target)
-        for suffix in ("", "-wal", "-shm"):
-            (cfgdir / f"journal.sqlite{suffix}").unlink(missing_ok=True)
+        job.forget()
 
-    return compare_jobs(dest, [("offsite", offsite_run), ("rclone", rclone_copy)], runs,
+    return compare_jobs(job.dest, [("offsite", job.run), ("rclone", rclone_copy)], runs,
                         clear=clear, at_target=lambda: tree_bytes(target),
                         rclone="rclone copy", time_goal=TIME_GOAL, bytes_goal=BYTES_GOAL)
 
