@@ -114,6 +114,25 @@ def test_requests_use_the_sizes_the_server_announces(sshd: Any, sftp_folder: str
             assert f.read() == data[1000:]
 
 
+def test_a_put_survives_key_exchanges_in_its_middle(sshd: Any, sftp_folder: str) -> None:
+    # Puts send SSH data messages themselves (fewer copies than paramiko's
+    # Channel.send), through paramiko's packetizer, which re-keys every
+    # 512 MiB. Here every 256 KiB: an 8 MiB put runs through about 30 key
+    # exchanges and must arrive whole.
+    from offsite.testing.sources import random_bytes
+    from offsite.transport import BytesSource
+
+    endpoint = sftp_endpoint(sshd, sftp_folder)
+    data = random_bytes(8 * 1024 * 1024 + 7)
+    with Transport.for_endpoint(endpoint).connect(endpoint) as session:
+        packetizer = session.conn.sftp.get_channel().get_transport().packetizer
+        packetizer.REKEY_BYTES = 256 * 1024
+        session.put("rekeyed.bin", BytesSource(data))
+        # The counter restarts at every new key: far below what was sent.
+        assert packetizer._Packetizer__sent_bytes < 1024 * 1024
+    assert (Path(sshd.root) / sftp_folder / "rekeyed.bin").read_bytes() == data
+
+
 def test_wrong_password(sshd: Any, sftp_folder: str) -> None:
     error = check_fails(sftp_endpoint(sshd, sftp_folder, password="not-the-password"), "auth")
     assert isinstance(error, AuthError)
@@ -259,3 +278,14 @@ def test_trust_host_key_asks_and_records(site: Callable[..., Any], sshd: Any) ->
     assert "recorded in" in trusted.stdout
     assert site.known.read_text().startswith(f"[127.0.0.1]:{sshd.port} ")  # type: ignore[attr-defined]
     site("check")
+
+
+def test_the_plugin_loads_without_invoke_and_leaves_it_importable() -> None:
+    # paramiko's invoke import is a third of its start-up cost, paid by every run.
+    import subprocess
+    import sys
+
+    code = ("import sys, offsite_sftp; assert 'invoke' not in sys.modules, 'invoke loaded'; "
+            "import invoke; print(invoke.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (out.returncode, out.stdout.strip()) == (0, "invoke"), out.stderr
