@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -620,3 +622,25 @@ def test_journal_identifies_each_placed_file(site: Site) -> None:
         assert placed[name] == info["digest"]
         with ImageReader(t / name) as r:
             assert info["digest"] == f"ofi:{r.digest.hex()}"
+
+
+def test_json_reader_that_goes_away_does_not_stop_the_run(site: Site) -> None:
+    # `offsite run --json | head -0`: the reader closed the pipe before the
+    # first event (closed first, so the test does not race the run).
+    for _ in range(3):
+        site.image()
+    t = site.target("t")
+    site.one_target(t)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-c", "from offsite.cli import main; main()",
+                               "--config", str(site.config), "run", "--json"],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+                              check=False)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("closed it: no more events") == 1, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+    assert files(t) == ["vol-b001-i002.ofi", "vol-b001.ofi"]

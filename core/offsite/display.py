@@ -7,8 +7,10 @@ rate and ETA, under a line per target; it is used only on a terminal.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -47,12 +49,31 @@ class JsonLines:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self._lock = threading.Lock()
+        self._closed = False
 
     def __call__(self, event: Event) -> None:
         doc = {"event": event_name(event), "time": round(time.time(), 3), **attrs.asdict(event)}
         with self._lock:
-            self.out.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
-            self.out.flush()
+            if self._closed:
+                return
+            try:
+                self.out.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
+                self.out.flush()
+            except BrokenPipeError:
+                # The reader went away (``offsite run --json | head``). The
+                # replication goes on: a consumer's exit is no reason to leave
+                # an upload half done. Said once, not once per event.
+                self._closed = True
+                log.warning("the reader of --json output closed it: no more events; "
+                            "the run goes on")
+                self._silence()
+
+    def _silence(self) -> None:
+        # The unflushed rest would fail again at exit ("Exception ignored ...").
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.out.fileno())
+            os.close(devnull)
 
 
 def describe(event: Event) -> str | None:
