@@ -13,8 +13,10 @@ key is refused with its SHA256 fingerprint, and ``offsite check
 beside the final name with many write requests in flight (as large as the
 server's ``limits@openssh.com`` allows), then posix-rename it into place
 (plain rename where the server lacks the extension). An interrupted put
-resumes at the size the partial file reached on the server. Reads use a
-bounded read-ahead window.
+resumes at the size the partial file reached on the server. Reads keep a
+bounded number of requests of the server's read size in flight (8 MiB).
+Both read and write SFTP messages themselves, with one copy of the data,
+through paramiko's channel windows and key exchanges.
 """
 
 from __future__ import annotations
@@ -28,13 +30,26 @@ import posixpath
 import socket
 import stat
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from offsite_sftp._paramiko import paramiko  # first: paramiko without invoke (see there)
+
+# isort: split
 import attrs
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from paramiko.common import cMSG_CHANNEL_DATA
+from paramiko.sftp import (
+    CMD_DATA,
+    CMD_EXTENDED,
+    CMD_EXTENDED_REPLY,
+    CMD_READ,
+    CMD_STATUS,
+    CMD_WRITE,
+    SFTP_EOF,
+)
 
 from offsite import hookimpl, paths
 from offsite.checks import Steps, open_tcp
@@ -48,14 +63,6 @@ from offsite.errors import (
     Transient,
 )
 from offsite.transport import Endpoint, Readable, RemoteFile, ResumeToken, Transfer, pump
-from offsite_sftp._paramiko import (
-    CMD_EXTENDED,
-    CMD_EXTENDED_REPLY,
-    CMD_STATUS,
-    CMD_WRITE,
-    cMSG_CHANNEL_DATA,
-    paramiko,
-)
 
 DEFAULT_PORT = 22
 #: Fastest first where the server agrees (measured: aes256-gcm leads on AES-NI).
@@ -75,7 +82,7 @@ MAX_REQUEST = 1 << 20
 #: server's SSH window (2 MiB for OpenSSH) already bounds what is on the wire,
 #: so this costs no memory; it only has to be large enough never to stall.
 IN_FLIGHT = 32 << 20
-#: How far reads run ahead of the consumer (bounded memory).
+#: Reads keep twice this many bytes asked for and not yet handed out (bounded memory).
 READ_AHEAD = 4 << 20
 
 
@@ -136,58 +143,111 @@ def load_private_key(text: str, passphrase: str | None) -> paramiko.PKey:
 
 
 class _Reader:
-    """Reads a remote file ahead in bounded windows of pipelined requests.
+    """Reads a remote file with many read requests in flight, handing answers out in order.
 
-    paramiko's ``readv`` sends every request of a window at once and yields
-    the answers in order. Two windows are kept in flight (the next one is
-    asked for as soon as the current one starts being read), and answers are
-    handed out piece by piece, never joined: memory stays near two windows
-    (:data:`READ_AHEAD` each) while the link stays busy.
+    Requests of the server's read size go out until :data:`READ_AHEAD` x 2
+    bytes are asked for and not yet handed out; each answer is read from the
+    channel with one copy and handed out as slices of it. paramiko's ``readv``
+    joined every answer from its 32 KiB channel pieces by repeated
+    concatenation and copied it three more times on its way out.
+
+    The reader owns the SFTP session's answers while it reads: nothing else
+    uses the session meanwhile, and an answer paramiko meets after an early
+    close (an unknown request number) is one it skips.
     """
 
     def __init__(self, f: paramiko.SFTPFile, offset: int, size: int, request: int) -> None:
-        self._f, self._next, self._size, self._request = f, offset, size, request
-        # readv splits what it is asked into requests of this size (32 KiB by
-        # default): let it ask for as much as the server answers at once.
-        f.MAX_REQUEST_SIZE = request
-        self._windows: collections.deque[Iterator[bytes]] = collections.deque()
+        self._f, self._sftp, self._handle = f, f.sftp, f.handle
+        self._next, self._size, self._request = offset, size, request
+        self._asked: collections.deque[tuple[int, int, int]] = collections.deque()
+        self._answers: dict[int, tuple[int, memoryview]] = {}
+        self._in_flight = 0
         self._current = memoryview(b"")
+        self._eof = False
 
     def _ask(self) -> None:
-        if self._next >= self._size:
-            return
-        end = min(self._size, self._next + READ_AHEAD)
-        step = self._request
-        ranges = [(o, min(step, end - o)) for o in range(self._next, end, step)]
-        self._next = end
-        self._windows.append(iter(self._f.readv(ranges)))
+        while self._next < self._size and self._in_flight < 2 * READ_AHEAD:
+            self._request_range(self._next, min(self._request, self._size - self._next))
+            self._next += self._asked[-1][2]
+
+    def _request_range(self, offset: int, length: int, *, first: bool = False) -> None:
+        sftp = self._sftp
+        with sftp._lock:  # the request counter is shared with other requests
+            num = sftp.request_number
+            sftp.request_number += 1
+        handle = self._handle
+        # SSH_FXP_READ: length, type, id, string handle, uint64 offset, uint32 length
+        msg = (struct.pack(">IBII", 21 + len(handle), CMD_READ, num, len(handle)) + handle
+               + struct.pack(">QI", offset, length))
+        _send_data(sftp.sock, msg, memoryview(b""))
+        if first:
+            self._asked.appendleft((num, offset, length))
+        else:
+            self._asked.append((num, offset, length))
+        self._in_flight += length
 
     def _piece(self) -> bool:
-        while True:
-            if not self._windows:
-                self._ask()
-                if not self._windows:
-                    return False
-            if len(self._windows) < 2:
-                self._ask()  # keep the next window on its way
-            for piece in self._windows[0]:
-                self._current = memoryview(piece)
-                return True
-            self._windows.popleft()
+        """Make the next answer current; False at the end."""
+        self._ask()
+        while self._asked and not self._eof:
+            num, offset, length = self._asked[0]
+            while num not in self._answers:
+                got, kind, body = _read_answer(self._sftp.sock)
+                self._answers[got] = (kind, body)
+            kind, body = self._answers.pop(num)
+            self._asked.popleft()
+            self._in_flight -= length
+            if kind == CMD_STATUS:
+                code = struct.unpack_from(">I", body)[0]
+                if code != SFTP_EOF:
+                    self._sftp._convert_status(paramiko.Message(bytes(body)))
+                self._eof = True  # the file ended early: it shrank since it was opened
+                return False
+            if kind != CMD_DATA:
+                raise paramiko.SFTPError(f"expected data for a read, got type {kind}")
+            n = struct.unpack_from(">I", body)[0]
+            if n == 0:  # neither data nor the end: a server fault, not a reason to loop
+                raise paramiko.SFTPError(f"the server answered a read at {offset} with no data")
+            if n < length:  # a short answer: ask again for the rest, next in line
+                self._request_range(offset + n, length - n, first=True)
+            self._current = body[4:4 + n]
+            self._ask()
+            return True
+        return False
 
     def read(self, n: int = -1, /) -> bytes:
-        out = bytearray()
+        parts: list[memoryview] = []
         want = n if n is not None and n >= 0 else self._size
-        while len(out) < want:
+        while want > 0:
             if not self._current and not self._piece():
                 break
-            take = self._current[: want - len(out)]
-            out += take
+            take = self._current[:want]
+            parts.append(take)
+            want -= len(take)
             self._current = self._current[len(take):]
-        return bytes(out)
+        return b"".join(parts)
 
     def close(self) -> None:
         self._f.close()
+
+
+def _recv_exact(channel: paramiko.Channel, n: int) -> bytes:
+    parts = []
+    while n > 0:
+        got = channel.recv(n)
+        if not got:
+            raise EOFError("the SFTP channel closed")
+        parts.append(got)
+        n -= len(got)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _read_answer(channel: paramiko.Channel) -> tuple[int, int, memoryview]:
+    """One SFTP answer: (request number, type, the rest), read with one copy."""
+    (length,) = struct.unpack(">I", _recv_exact(channel, 4))
+    body = memoryview(_recv_exact(channel, length))
+    kind, num = body[0], struct.unpack_from(">I", body, 1)[0]
+    return num, kind, body[5:]
 
 
 def _request_sizes(sftp: paramiko.SFTPClient) -> tuple[int, int]:

@@ -114,6 +114,26 @@ def test_requests_use_the_sizes_the_server_announces(sshd: Any, sftp_folder: str
             assert f.read() == data[1000:]
 
 
+def test_a_read_closed_early_leaves_the_session_usable(sshd: Any, sftp_folder: str) -> None:
+    # Reads keep megabytes of requests in flight and read the answers
+    # themselves; answers still on their way at close must not confuse the
+    # requests that follow on the same session.
+    from offsite.testing.sources import random_bytes
+    from offsite.transport import BytesSource
+
+    endpoint = sftp_endpoint(sshd, sftp_folder)
+    data = random_bytes(9 * 1024 * 1024 + 3)
+    with Transport.for_endpoint(endpoint).connect(endpoint) as session:
+        (Path(sshd.root) / sftp_folder / "big.bin").write_bytes(data)  # the folder exists now
+        with session.get("big.bin", 0) as f:
+            assert f.read(300_000) == data[:300_000]
+        session.put("after.bin", BytesSource(b"still fine"))
+        assert {e.path: e.size for e in session.list("")}["after.bin"] == 10
+        with session.get("big.bin", 5) as f:
+            assert f.read() == data[5:]
+    assert (Path(sshd.root) / sftp_folder / "after.bin").read_bytes() == b"still fine"
+
+
 def test_a_put_survives_key_exchanges_in_its_middle(sshd: Any, sftp_folder: str) -> None:
     # Puts send SSH data messages themselves (fewer copies than paramiko's
     # Channel.send), through paramiko's packetizer, which re-keys every
