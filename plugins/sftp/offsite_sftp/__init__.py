@@ -30,6 +30,7 @@ import posixpath
 import socket
 import stat
 import struct
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,10 +79,16 @@ SAFE_REQUEST = 32 << 10
 #: Larger requests where the server announces them (OpenSSH: 255 KiB): measured
 #: here, 255 KiB requests cost 35% less client CPU per byte than 32 KiB ones.
 MAX_REQUEST = 1 << 20
-#: Bytes of write requests not yet answered before a put waits for answers. The
-#: server's SSH window (2 MiB for OpenSSH) already bounds what is on the wire,
-#: so this costs no memory; it only has to be large enough never to stall.
-IN_FLIGHT = 32 << 20
+#: Bytes of write requests not yet answered before a put waits for answers:
+#: what the link holds (its round trip at :data:`LINK_RATE`), within these
+#: bounds. The server's SSH window (2 MiB for OpenSSH) bounds it too. More is
+#: not free: sshd grows its buffers step by step, by copying, to hold whatever
+#: a client sends ahead of what it has written, and flooding each fresh
+#: connection with the whole window cost its first put 80 ms here, on loopback,
+#: for no gain in speed.
+MIN_IN_FLIGHT, MAX_IN_FLIGHT = 1 << 20, 32 << 20
+#: The rate the in-flight bytes are sized for (bytes per second).
+LINK_RATE = 1 << 30
 #: Reads keep twice this many bytes asked for and not yet handed out (bounded memory).
 READ_AHEAD = 4 << 20
 
@@ -98,6 +105,8 @@ class SftpConnection:
     write_size: int = SAFE_REQUEST
     #: The largest read request the server answers in full.
     read_size: int = SAFE_REQUEST
+    #: Bytes of write requests a put keeps unanswered (see :data:`MIN_IN_FLIGHT`).
+    in_flight: int = MIN_IN_FLIGHT
 
     def remote(self, path: str) -> str:
         return posixpath.join(self.root, path) if path else self.root
@@ -317,7 +326,7 @@ class _PipelinedWriter:
     once 100 are unanswered, waits for *all* of them: the link drains to
     empty every 3 MiB. Here requests are as large as the server allows, and
     only as many answers are awaited as it takes to get back under
-    :data:`IN_FLIGHT` bytes, so the link stays busy.
+    ``in_flight`` bytes (what the link holds), so the link stays busy.
 
     Each request is built once and goes to the channel as SSH data messages
     without paramiko's per-layer copies (:func:`_send_data`): measured, 10%
@@ -331,9 +340,9 @@ class _PipelinedWriter:
     """
 
     def __init__(self, sftp: paramiko.SFTPClient, handle: bytes, offset: int,
-                 request_size: int) -> None:
+                 request_size: int, in_flight: int) -> None:
         self._sftp, self._handle, self._pos = sftp, handle, offset
-        self._request_size = request_size
+        self._request_size, self._limit = request_size, in_flight
         self._sizes: dict[int, int] = {}  # request number -> bytes not yet answered
         self._in_flight = 0
         self._error: BaseException | None = None
@@ -355,7 +364,7 @@ class _PipelinedWriter:
             _send_data(sftp.sock, head, piece)
             self._pos += len(piece)
             self._in_flight += len(piece)
-            self._await(IN_FLIGHT)
+            self._await(self._limit)
 
     def finish(self) -> None:
         """Wait for every answer; raise the first error the server reported."""
@@ -380,6 +389,37 @@ class _PipelinedWriter:
             self._error = exc
 
 
+class _EagerAcks(socket.socket):
+    """The SSH connection's socket, acknowledging what arrives at once while
+    the session is set up (while :attr:`eager`).
+
+    Right after authentication sshd sends a message that wants no answer (its
+    host keys, ``hostkeys-00@openssh.com``), then its answer to our channel
+    open. With Nagle's algorithm on the server's side that answer waits for
+    our ACK of the first message, and Linux delays an ACK by 40 ms when it has
+    nothing to send back: every connection lost 45 ms there. ``TCP_QUICKACK``
+    does not stick, so it is set after every read. Once the session is up our
+    ACKs ride on requests, and a system call per read would only cost CPU.
+    """
+
+    #: Linux only; elsewhere this is a plain socket.
+    eager = hasattr(socket, "TCP_QUICKACK")
+
+    @classmethod
+    def adopt(cls, sock: socket.socket) -> _EagerAcks:
+        """``sock`` (which this takes over) as an :class:`_EagerAcks`."""
+        timeout = sock.gettimeout()
+        adopted = cls(fileno=sock.detach())
+        adopted.settimeout(timeout)
+        return adopted
+
+    def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
+        data = super().recv(bufsize, flags)
+        if self.eager:
+            self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return data
+
+
 class SftpTransport:
     """The ``sftp`` scheme's transport (see :mod:`offsite.hookspecs`)."""
 
@@ -393,13 +433,15 @@ class SftpTransport:
         if not host or not endpoint.username:
             raise Fatal("an SFTP URL needs a user and a host",
                         fix="write it as sftp://user@host[:port]/folder")
-        sock = open_tcp(steps, host, port, timeout)
+        sock = _EagerAcks.adopt(open_tcp(steps, host, port, timeout))
         transport = paramiko.Transport(sock, default_window_size=WINDOW)
         try:
-            return self._session(endpoint, steps, transport, host, port, timeout)
+            conn = self._session(endpoint, steps, transport, host, port, timeout)
         except BaseException:
             transport.close()
             raise
+        sock.eager = False  # set up: from here on our ACKs ride on requests
+        return conn
 
     def _session(self, endpoint: Endpoint, steps: Steps, transport: paramiko.Transport,
                  host: str, port: int, timeout: float) -> SftpConnection:
@@ -420,7 +462,15 @@ class SftpTransport:
         sftp.get_channel().settimeout(max(timeout, 60.0))
         with steps.step("folder", endpoint.path):
             root = self._root(sftp, endpoint.path)
-        return SftpConnection(endpoint, transport, sftp, root, *_request_sizes(sftp))
+        started = time.monotonic()
+        write_size, read_size = _request_sizes(sftp)
+        trip = time.monotonic() - started  # one request and its answer
+        started = time.monotonic()
+        sftp.stat(root)
+        trip = min(trip, time.monotonic() - started)
+        in_flight = max(MIN_IN_FLIGHT, min(MAX_IN_FLIGHT, int(trip * LINK_RATE)))
+        return SftpConnection(endpoint, transport, sftp, root, write_size, read_size,
+                              in_flight)
 
     @staticmethod
     def _check_host_key(key: paramiko.PKey, host: str, port: int, known: Path) -> None:
@@ -533,7 +583,8 @@ class SftpTransport:
                 offset = 0
         transfer.save_token({"partial": partial_rel})
         with sftp.open(partial, "r+b" if offset else "wb") as out:
-            writer = _PipelinedWriter(sftp, out.handle, offset, conn.write_size)
+            writer = _PipelinedWriter(sftp, out.handle, offset, conn.write_size,
+                                      conn.in_flight)
             with transfer.open(offset) as reader:
                 pump(reader, writer.write, transfer, chunk_size=WRITE_CHUNK)
             writer.finish()

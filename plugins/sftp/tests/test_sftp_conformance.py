@@ -114,6 +114,28 @@ def test_requests_use_the_sizes_the_server_announces(sshd: Any, sftp_folder: str
             assert f.read() == data[1000:]
 
 
+def test_the_connection_is_tuned_for_request_and_answer(sshd: Any, sftp_folder: str) -> None:
+    # Small messages go out at once (no Nagle: authentication waited 40 ms on
+    # a delayed ACK), the setup's quick ACKs stop once the session is up, and
+    # a put on loopback keeps what the link holds in flight: the minimum, not
+    # the whole window (flooding a fresh sshd cost its first put 80 ms).
+    import socket
+
+    from offsite.transport import BytesSource
+    from offsite_sftp import MAX_IN_FLIGHT, MIN_IN_FLIGHT
+
+    endpoint = sftp_endpoint(sshd, sftp_folder)
+    with Transport.for_endpoint(endpoint).connect(endpoint) as session:
+        sock = session.conn.transport.sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert getattr(sock, "eager", None) is False
+        # a loopback round trip takes well under the 31 ms that MAX stands for
+        assert MIN_IN_FLIGHT <= session.conn.in_flight < MAX_IN_FLIGHT
+        data = b"x" * (3 * MIN_IN_FLIGHT + 5)  # more than is ever unanswered
+        session.put("tuned.bin", BytesSource(data))
+    assert (Path(sshd.root) / sftp_folder / "tuned.bin").read_bytes() == data
+
+
 def test_a_read_closed_early_leaves_the_session_usable(sshd: Any, sftp_folder: str) -> None:
     # Reads keep megabytes of requests in flight and read the answers
     # themselves; answers still on their way at close must not confuse the
