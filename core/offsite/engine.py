@@ -528,10 +528,10 @@ class Engine:
 
         Structure, index and footer hash are checked here, before any byte
         moves; every payload is checked before any of its bytes are handed to
-        the plugin, and a consolidation also checks the payloads it does not
-        copy (superseded blocks) before its last bytes go out. Damage anywhere
-        in the sources thus fails the upload before the file is complete at
-        the target, and every byte is read once.
+        the plugin. Damage in what is sent thus fails the upload before the
+        file is complete at the target, and every byte is read once. A
+        consolidation reads only the blocks it sends: those a newer
+        incremental rewrote are not part of what the target gets.
 
         :raises ImageError: a source is not a sound image (nothing has moved).
         """

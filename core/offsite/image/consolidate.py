@@ -59,15 +59,6 @@ def merge(readers: Sequence[ImageReader]) -> Iterator[tuple[ImageReader, Entry]]
             yield readers[-negrank], entry
 
 
-def superseded(readers: Sequence[ImageReader]) -> Iterator[tuple[ImageReader, Entry]]:
-    """The entries :func:`merge` leaves out: blocks a newer image rewrote."""
-    last = -1
-    for block, negrank, entry in _ranked(readers):
-        if block == last:
-            yield readers[-negrank], entry
-        last = block
-
-
 def output_metadata(metas: Sequence[Metadata]) -> Metadata:
     """What the consolidation of a chain segment says about itself."""
     first, last = metas[0], metas[-1]
@@ -95,11 +86,12 @@ class Consolidation:
     """The planned merge of a chain segment; use as a context manager.
 
     :param paths: the images, oldest first; each must apply to the one before.
-    :param check: check the inputs' footer hashes now, and every payload's
-        SHA-256 while streaming, before any of its bytes are handed out; the
-        payloads the output does not copy are checked meanwhile by a thread
-        of their own, before the index goes out. A damaged input then fails
-        the stream, so a put never completes with it.
+    :param check: check the inputs' footer hashes now, and the SHA-256 of
+        every payload the output copies while streaming, before any of its
+        bytes are handed out: a damaged block in the output fails the
+        stream, so a put never completes with it. Payloads a newer input
+        rewrote are neither read nor checked: the output holds none of
+        their bytes (``offsite image verify`` checks a destination whole).
     :raises ImageError: an input is not a complete, sound image, or the
         inputs do not form one unbroken run of a chain.
     """
@@ -159,24 +151,15 @@ class Consolidation:
         """The output's bytes from ``offset``, in pieces of at most 1 MiB."""
         if not 0 <= offset <= self.size:
             raise ValueError(f"offset {offset} outside 0..{self.size}")
-        checker = Checker(superseded(self.readers)) if self.check else None
-        try:
-            if checker is not None:
-                checker.start()
-            cut = Cut(offset)
-            yield from cut(self.header)
-            for reader, entry in merge(self.readers):
-                if not cut.skips(entry.length):  # wholly before the offset: not even read
-                    yield from cut.pieces(self._payload(reader, entry))
-            if checker is not None:
-                checker.join()  # before the index: damage anywhere fails the output
-            for piece in self._index():
-                yield from cut(piece)
-            digest = footer_digest(self.header, self._index(), self.index_offset, self.count)
-            yield from cut(footer_bytes(self.index_offset, self.count, digest))
-        finally:
-            if checker is not None:
-                checker.stop()
+        cut = Cut(offset)
+        yield from cut(self.header)
+        for reader, entry in merge(self.readers):
+            if not cut.skips(entry.length):  # wholly before the offset: not even read
+                yield from cut.pieces(self._payload(reader, entry))
+        for piece in self._index():
+            yield from cut(piece)
+        digest = footer_digest(self.header, self._index(), self.index_offset, self.count)
+        yield from cut(footer_bytes(self.index_offset, self.count, digest))
 
     def open(self, offset: int = 0) -> BinaryIO:
         """A stream of the output from ``offset`` (the :class:`Source` protocol)."""

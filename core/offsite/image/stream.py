@@ -107,7 +107,7 @@ class ImageSource:
 
 class Checker(threading.Thread):
     """Checks payloads' SHA-256 in a thread of its own, e.g. those a
-    consolidation does not copy, while the copy or upload goes on."""
+    consolidation copies inside the kernel, while the copy goes on."""
 
     def __init__(self, pairs: Iterable[tuple[ImageReader, Entry]]) -> None:
         super().__init__(name="offsite-image-check", daemon=True)
