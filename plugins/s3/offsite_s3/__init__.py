@@ -77,6 +77,9 @@ PARALLEL_PARTS = 4
 #: S3's additional checksum for every part and object (the ``checksum`` option).
 DEFAULT_CHECKSUM = "SHA256"
 CHECKSUMS = ("SHA256", "SHA1", "CRC32", "CRC32C", "CRC64NVME")
+#: Checksums that nobody can match with other bytes: they cover a body as its
+#: signature would.
+SIGNING_CHECKSUMS = ("SHA256",)
 AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
               "AuthorizationHeaderMalformed", "InvalidClientTokenId"}
 TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
@@ -190,10 +193,12 @@ class S3Transport:
             retries={"max_attempts": 2, "mode": "standard"},  # offsite retries too
             s3={"addressing_style": "path" if options.get("endpoint_url") else "auto",
                 # Every upload carries S3's checksum of its body in a signed
-                # header, which the store checks: hashing the body once more
-                # for the signature (what botocore does over plain HTTP; over
-                # HTTPS it already skips it) cost 18% of a put's client CPU.
-                "payload_signing_enabled": _checksum(options) is None},
+                # header, which the store checks: with a cryptographic one,
+                # hashing the body once more for the signature (what botocore
+                # does over plain HTTP; over HTTPS it already skips it) adds
+                # nothing but 18% of a put's client CPU. A CRC would let a
+                # body be altered on a plain-HTTP path: then the body is signed.
+                "payload_signing_enabled": _checksum(options) not in SIGNING_CHECKSUMS},
             # Checksums only where asked (uploads ask for the ``checksum``
             # option's): S3-compatible stores may not know the newer ones.
             request_checksum_calculation="when_required",

@@ -114,13 +114,14 @@ def test_checksum_option(moto_s3: Any, s3_bucket: str) -> None:
     assert "none" in caught.value.fix
 
 
-@pytest.mark.parametrize("checksum", ["SHA256", "none"])
+@pytest.mark.parametrize("checksum", ["SHA256", "CRC32", "none"])
 def test_a_body_is_hashed_for_its_checksum_or_its_signature(moto_s3: Any, s3_bucket: str,
                                                             checksum: str) -> None:
-    # With S3's checksum in a signed header the store checks the body against
+    # With S3's SHA-256 in a signed header the store checks the body against
     # it: signing the body's SHA-256 as well (botocore's habit over plain
-    # HTTP) hashed every byte twice. Without the checksum the signature is
-    # what covers the body. Observed on the real requests as they leave.
+    # HTTP) hashed every byte twice. Without a checksum, or with a CRC that
+    # other bytes can match, the signature is what covers the body. Observed
+    # on the real requests as they leave.
     from offsite.transport import BytesSource
 
     endpoint = s3_endpoint(moto_s3, s3_bucket, checksum=checksum)
@@ -138,10 +139,10 @@ def test_a_body_is_hashed_for_its_checksum_or_its_signature(moto_s3: Any, s3_buc
         session.put("large.ofi", BytesSource(random_bytes(2 * MIN_PART + 17, seed=5)))
     uploads = [(sha, has) for method, sha, has in sent if method == "PUT"]
     assert len(uploads) == 1 + 3  # one PutObject, three parts
-    if checksum == "none":
-        assert all(len(sha) == 64 and not has for sha, has in uploads)
-    else:
+    if checksum == "SHA256":
         assert all(sha == "UNSIGNED-PAYLOAD" and has for sha, has in uploads)
+    else:
+        assert all(len(sha) == 64 and has == (checksum != "none") for sha, has in uploads)
 
 
 def test_store_without_checksums_says_how_to_turn_them_off(no_checksum_s3: Any,
