@@ -29,9 +29,9 @@ process, alternating the order every round, reporting medians:
    :sftp:TARGET`` (every file). The target folder (and, for offsite, the
    journal) is emptied before every run. Goals: time offsite/rclone <= 0.8,
    bytes sent offsite/rclone <= 0.7. Two volume sizes by default, because
-   the time ratio depends on scale: each offsite run pays about 0.35 s
-   (Python start-up, imports, SSH login) before its first byte, rclone about
-   0.1 s; per byte offsite sends less and about as fast.
+   the time ratio depends on scale: an idle offsite run takes about 0.16 s
+   (Python start-up, imports, SSH login), rclone about 0.12 s; per byte
+   offsite sends less and about as fast.
 
 Timings are wall-clock on whatever else the machine is doing, with client
 and server on the same CPUs: quote medians.
