@@ -464,10 +464,9 @@ class SftpTransport:
             root = self._root(sftp, endpoint.path)
         started = time.monotonic()
         write_size, read_size = _request_sizes(sftp)
-        trip = time.monotonic() - started  # one request and its answer
-        started = time.monotonic()
-        sftp.stat(root)
-        trip = min(trip, time.monotonic() - started)
+        # One request and its answer: the link's round trip, or a little more
+        # (which only lets a put keep more in flight).
+        trip = time.monotonic() - started
         in_flight = max(MIN_IN_FLIGHT, min(MAX_IN_FLIGHT, int(trip * LINK_RATE)))
         return SftpConnection(endpoint, transport, sftp, root, write_size, read_size,
                               in_flight)
