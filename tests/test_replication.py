@@ -316,6 +316,45 @@ locked = Locked()
 '''
 
 
+SHORT = '''
+import os
+from offsite import hookimpl
+from offsite_local import LocalTransport
+
+class Short(LocalTransport):
+    """Places the file, then loses its last byte: what a store does that
+    assembles a multipart upload from a part list cut short on the way."""
+
+    @hookimpl
+    def put(self, conn, path, transfer):
+        placed = super().put(conn, path, transfer)
+        final = conn.local(path)
+        os.truncate(final, max(0, placed.size - 1))
+        st = final.stat()
+        return type(placed)(path, st.st_size, st.st_mtime)
+
+plugin = Short()
+'''
+
+
+def test_a_put_that_places_another_size_is_not_recorded(site: Site,
+                                                        make_dist: MakeDist) -> None:
+    make_dist("offsite-short", SHORT, schemes={"short": "plugin"})
+    site.image()
+    t = site.target("t")
+    site.configure(f'''
+        [[job.target]]
+        name = "t"
+        url = "short://{t}"
+        retries = 0
+    ''')
+    result = site.cli("run", code=1)
+    assert "vol-b001.ofi" in result.stderr and "bytes after the upload" in result.stderr
+    with Journal(site.conf_dir / "journal.sqlite") as j:
+        assert j.placed("nightly", "t") == [], "a wrong size is never recorded as placed"
+        assert [f.placed.remote_path for f in j.in_flight("nightly", "t")] == ["vol-b001.ofi"]
+
+
 @pytest.mark.parametrize(("failures", "retries", "ok"), [(2, 3, True), (2, 1, False)])
 def test_transient_errors_are_retried(site: Site, make_dist: MakeDist, failures: int,
                                       retries: int, ok: bool) -> None:

@@ -193,12 +193,20 @@ class Session:
         :param on_token: receives resume tokens to keep (the journal).
         :param on_progress: receives the bytes done so far.
         :raises SourceError: reading the source failed; the partial upload stays.
-        :raises TargetError: the target failed.
+        :raises TargetError: the target failed, or reports another size than
+            the source's (:class:`~offsite.errors.Fatal`).
         """
         path = paths.normalise(path)
         transfer = Transfer(source, resume, on_token=on_token, on_progress=on_progress)
         placed: RemoteFile = self._call("put", path, lambda: self._hook.put(
             conn=self.conn, path=path, transfer=transfer))
+        if placed.size != transfer.size:
+            # A plugin's bug, or a store that assembled something else (a
+            # multipart upload whose part list was cut short on the way).
+            raise self.transport.translate(Fatal(
+                f"the target holds {placed.size} bytes after the upload, not {transfer.size}",
+                fix="run again: the upload starts over; if it repeats, report it"),
+                endpoint=self.endpoint, step="put", path=path)
         return placed
 
     def get(self, path: str, offset: int = 0) -> io.RawIOBase:

@@ -198,6 +198,9 @@ class S3Transport:
                 # does over plain HTTP; over HTTPS it already skips it) adds
                 # nothing but 18% of a put's client CPU. A CRC would let a
                 # body be altered on a plain-HTTP path: then the body is signed.
+                # (CompleteMultipartUpload's part list goes unsigned too: S3
+                # matches each part against its ETag and checksum, and the
+                # core refuses an object of another size than the source's.)
                 "payload_signing_enabled": _checksum(options) not in SIGNING_CHECKSUMS},
             # Checksums only where asked (uploads ask for the ``checksum``
             # option's): S3-compatible stores may not know the newer ones.
