@@ -63,9 +63,11 @@ class Site:
         body = "".join(textwrap.dedent(t) for t in targets)
         self.config.write_text(f'[[job]]\nname = "{job}"\ndestination = "{self.dest}"\n{body}')
 
-    def one_target(self, folder: Path, extra: str = "") -> None:
-        """A job with one local target named "t" (plus ``extra`` TOML lines)."""
-        self.configure(f'[[job.target]]\nname = "t"\nurl = "{folder.as_uri()}"\n{extra}\n')
+    def one_target(self, folder: Path, extra: str = "", *, scheme: str = "file") -> None:
+        """A job with one target named "t" at ``folder`` (plus ``extra`` TOML
+        lines); a ``scheme`` other than file is a test plugin's."""
+        url = folder.as_uri() if scheme == "file" else f"{scheme}://{folder}"
+        self.configure(f'[[job.target]]\nname = "t"\nurl = "{url}"\n{extra}\n')
 
     def cli(self, *args: str, code: int | None = 0) -> Result:
         result = CliRunner().invoke(cli, ["--config", str(self.config), *args])
@@ -342,12 +344,7 @@ def test_a_put_that_places_another_size_is_not_recorded(site: Site,
     make_dist("offsite-short", SHORT, schemes={"short": "plugin"})
     site.image()
     t = site.target("t")
-    site.configure(f'''
-        [[job.target]]
-        name = "t"
-        url = "short://{t}"
-        retries = 0
-    ''')
+    site.one_target(t, "retries = 0", scheme="short")
     result = site.cli("run", code=1)
     assert "vol-b001.ofi" in result.stderr and "bytes after the upload" in result.stderr
     with Journal(site.conf_dir / "journal.sqlite") as j:
