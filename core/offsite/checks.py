@@ -12,13 +12,14 @@ set on it) and re-raises it, so a caller sees exactly where things broke.
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import attrs
 
-from offsite.errors import ConnectFailed, ResolveFailed, TargetError
+from offsite.errors import ConnectFailed, ResolveFailed, TargetError, TLSFailed
 
 
 @attrs.frozen
@@ -79,6 +80,49 @@ def open_tcp(steps: Steps, host: str, port: int, timeout: float) -> socket.socke
             raise ConnectFailed(exc.strerror or str(exc), address=f"{host}:{port}") from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def start_tls(steps: Steps, sock: socket.socket, host: str, *,
+              ca_file: str | None = None) -> ssl.SSLSocket:
+    """The ``tls`` step: a verified handshake on a connected socket.
+
+    The server's certificate must chain to ``ca_file`` (the ``ca_file``
+    target option: a private CA) or, without one, to the system's CAs, and
+    must name ``host``. There is no switch to skip verification: a server
+    with a self-signed certificate is trusted by naming that certificate as
+    its ``ca_file``.
+
+    :returns: the TLS socket (the caller owns it).
+    :raises TLSFailed: the certificate is not trusted or does not name
+        ``host``, or the server does not speak TLS on this port; ``sock``
+        is closed then.
+    """
+    with steps.step("tls", host), _closed_on_error(sock):
+        try:
+            context = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise TLSFailed(f"cannot load the CA file {ca_file}: {exc}", host=host) from None
+        try:
+            return context.wrap_socket(sock, server_hostname=host)
+        except ssl.SSLCertVerificationError as exc:
+            raise TLSFailed(f"certificate verify failed: {exc.verify_message or exc.reason}",
+                            host=host) from None
+        except ssl.SSLError as exc:
+            # e.g. WRONG_VERSION_NUMBER: plain text where TLS was expected.
+            raise TLSFailed(f"{exc.reason or exc}: is this port serving TLS?",
+                            host=host) from None
+        except OSError as exc:
+            raise TLSFailed(f"the connection broke during the handshake "
+                            f"({exc.strerror or exc})", host=host) from None
+
+
+@contextmanager
+def _closed_on_error(sock: socket.socket) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        sock.close()
+        raise
 
 
 class Steps:

@@ -5,7 +5,9 @@ No AWS CLI is needed. Credentials: ``access_key_id`` and
 the standard AWS chain (environment, profile, instance role). Options:
 ``region`` (default ``us-east-1``; a wrong one is detected and corrected,
 with a hint), ``endpoint_url`` (an S3-compatible store: MinIO, Ceph, Wasabi
-…), ``storage_class``, ``sse`` (``AES256`` or ``aws:kms``), ``connect_timeout``,
+…), ``ca_file`` (the CA that signed an HTTPS endpoint's certificate, e.g.
+a private MinIO's; default: AWS_CA_BUNDLE or botocore's bundle),
+``storage_class``, ``sse`` (``AES256`` or ``aws:kms``), ``connect_timeout``,
 ``checksum`` (``SHA256``, the default, or ``CRC32``/``CRC32C``/``SHA1``: S3's
 own checksum of every part, checked by the server on arrival and returned
 with the object; ``none`` for an S3-compatible store that rejects them).
@@ -23,6 +25,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import os
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,10 +34,12 @@ from typing import Any
 import attrs
 import boto3
 import botocore.exceptions
+import botocore.httpsession
+import botocore.session
 from botocore.config import Config
 
 from offsite import hookimpl, paths
-from offsite.checks import Steps, open_tcp
+from offsite.checks import Steps, open_tcp, start_tls
 from offsite.errors import (
     AuthError,
     Fatal,
@@ -175,18 +180,33 @@ class _Empty:
         pass
 
 
+def _ca_file(options: Mapping[str, Any]) -> str | None:
+    """The ``ca_file`` option, ``~`` expanded (None: botocore's default trust)."""
+    value = options.get("ca_file")
+    return os.path.expanduser(str(value)) if value else None
+
+
+def _trusted(options: Mapping[str, Any], core: botocore.session.Session) -> str:
+    """The CA bundle boto3 will verify the endpoint against, so the ``tls``
+    step trusts exactly what the transfers will: the ``ca_file`` option, else
+    AWS_CA_BUNDLE (or a profile's ``ca_bundle``), else botocore's own bundle."""
+    return (_ca_file(options) or core.get_config_variable("ca_bundle")
+            or botocore.httpsession.where())
+
+
 class S3Transport:
     """The ``s3`` scheme's transport (see :mod:`offsite.hookspecs`)."""
 
     @staticmethod
-    def _client(endpoint: Endpoint, region: str) -> Any:
+    def _client(endpoint: Endpoint, region: str, core: botocore.session.Session) -> Any:
         options = endpoint.options
         creds = endpoint.credentials
         keys = {}
         if creds.get("access_key_id") or creds.get("secret_access_key"):
             keys = {"aws_access_key_id": creds.get("access_key_id"),
                     "aws_secret_access_key": creds.get("secret_access_key")}
-        session = boto3.session.Session(**keys)  # none stored: the AWS credential chain
+        # None stored: the AWS credential chain.
+        session = boto3.session.Session(botocore_session=core, **keys)
         timeout = float(options.get("connect_timeout", 15))
         config = Config(
             region_name=region, connect_timeout=timeout, read_timeout=max(timeout, 60),
@@ -207,7 +227,8 @@ class S3Transport:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        return session.client("s3", endpoint_url=options.get("endpoint_url"), config=config)
+        return session.client("s3", endpoint_url=options.get("endpoint_url"), config=config,
+                              verify=_ca_file(options))
 
     @hookimpl
     def connect(self, endpoint: Endpoint, steps: Steps) -> S3Connection:
@@ -220,8 +241,14 @@ class S3Transport:
         parts = urllib.parse.urlsplit(url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        open_tcp(steps, host, port, timeout=10).close()  # boto3 makes its own connections
-        client = self._client(endpoint, region)
+        core = botocore.session.get_session()
+        # The steps open their own connection (boto3 makes its own for the
+        # requests) to say which one failed: DNS, TCP, or the certificate.
+        sock = open_tcp(steps, host, port, timeout=10)
+        if parts.scheme == "https":
+            sock = start_tls(steps, sock, host, ca_file=_trusted(endpoint.options, core))
+        sock.close()
+        client = self._client(endpoint, region, core)
         with steps.step("auth", "credentials"):
             try:
                 client.list_buckets()
@@ -232,11 +259,11 @@ class S3Transport:
                 if code not in ("AccessDenied", "403", "PermanentRedirect", "301"):
                     raise
         with steps.step("bucket", bucket):
-            region, client = self._locate(endpoint, client, bucket, region)
+            region, client = self._locate(endpoint, core, client, bucket, region)
         return S3Connection(endpoint, client, bucket, prefix, region)
 
-    def _locate(self, endpoint: Endpoint, client: Any, bucket: str,
-                region: str) -> tuple[str, Any]:
+    def _locate(self, endpoint: Endpoint, core: botocore.session.Session, client: Any,
+                bucket: str, region: str) -> tuple[str, Any]:
         """Check the bucket is there and S3 answers; follow a wrong region once."""
         for _attempt in range(2):
             try:
@@ -254,7 +281,7 @@ class S3Transport:
                     log.warning("bucket %s is in region %s, not %s: set region = \"%s\" in the "
                                 "target's options to skip this detour", bucket, actual, region,
                                 actual)
-                    region, client = actual, self._client(endpoint, actual)
+                    region, client = actual, self._client(endpoint, actual, core)
                     continue
                 raise
             except botocore.exceptions.ResponseParserError:

@@ -27,6 +27,10 @@ backends are process-global, so an in-process server would leak the auth
 mode and state into the caller (and into any ``mock_aws`` it uses). The
 child exits when its stdin closes, so a killed parent leaves no orphan.
 
+With ``certs`` (:func:`offsite.testing.certs.make_certs`) the server
+speaks HTTPS with that certificate: ``endpoint_url`` is ``https://…``, and a
+client must be given ``certs.ca_file`` to trust it.
+
 moto does not check the region: any client region works on any bucket.
 moto keeps objects in spooled temporary files: pass ``tmpdir`` to keep
 large ones off a tmpfs /tmp.
@@ -42,6 +46,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -50,11 +55,14 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import boto3
 from botocore.config import Config
+
+if TYPE_CHECKING:
+    from offsite.testing.certs import TestCerts
 
 # boto3 builds its client classes at run time; there is no static type to name.
 S3Client = Any
@@ -70,15 +78,21 @@ READY_TIMEOUT_S = 10.0
 # shuts the server down by closing stdin (a dead parent closes it too, so no
 # orphaned moto survives a killed pytest). Then os._exit, not srv.stop(): stop
 # waits out werkzeug's 0.5 s poll and a normal exit spends ~0.2 s tearing down
-# moto's modules; the kernel closes the listening socket either way.
+# moto's modules; the kernel closes the listening socket either way. The
+# server is built as moto's ThreadedMotoServer builds it, plus the TLS
+# context that class cannot take (argv: certificate and key files).
 _MOTO_CHILD = r"""
-import logging, os, sys
+import logging, os, sys, threading
 # verbose=False does not silence werkzeug's per-request log lines; this does.
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
-from moto.server import ThreadedMotoServer
-srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-srv.start()
-print(srv.get_host_and_port()[1], flush=True)
+from werkzeug.serving import make_server
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
+tls = tuple(sys.argv[1:3]) or None
+srv = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), True,
+                  request_handler=MotoRequestHandler, ssl_context=tls)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+print(srv.server_address[1], flush=True)
 sys.stdin.read()
 os._exit(0)
 """
@@ -94,6 +108,7 @@ class S3Info:
     process: subprocess.Popen[str] = attrs.field(repr=False)
     region: str = REGION
     bucket: str | None = None  # set with enforce_auth only (a pre-made bucket)
+    ca_file: str | None = None  # set with certs only: the CA to trust
 
     def client(
         self,
@@ -114,6 +129,7 @@ class S3Info:
             aws_access_key_id=access_key_id or self.access_key_id,
             aws_secret_access_key=secret_access_key or self.secret_access_key,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+            verify=self.ca_file,
         )
 
     def rclone_env(self) -> dict[str, str] | None:
@@ -146,17 +162,20 @@ class S3Info:
 # --------------------------------------------------------------------------- helpers
 
 
-def _no_proxy_open(req: urllib.request.Request | str, timeout: float) -> Any:
+def _no_proxy_open(req: urllib.request.Request | str, timeout: float,
+                   ca_file: str | None = None) -> Any:
     # A CI proxy (HTTP_PROXY without NO_PROXY) must not see loopback requests.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    tls = urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca_file))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), tls)
     return opener.open(req, timeout=timeout)
 
 
-def _wait_http_ok(url: str, deadline: float = READY_TIMEOUT_S) -> None:
+def _wait_http_ok(url: str, deadline: float = READY_TIMEOUT_S,
+                  ca_file: str | None = None) -> None:
     end = time.monotonic() + deadline
     while True:
         try:
-            with _no_proxy_open(url, timeout=2) as resp:
+            with _no_proxy_open(url, timeout=2, ca_file=ca_file) as resp:
                 if resp.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError):
@@ -227,7 +246,10 @@ def _reset_auth(url: str) -> None:
 
 @contextmanager
 def run_moto(
-    *, enforce_auth: bool = False, tmpdir: str | os.PathLike[str] | None = None
+    *,
+    enforce_auth: bool = False,
+    tmpdir: str | os.PathLike[str] | None = None,
+    certs: TestCerts | None = None,
 ) -> Iterator[S3Info]:
     """moto's S3 server in a child process on a free 127.0.0.1 port; see the module doc.
 
@@ -236,12 +258,16 @@ def run_moto(
         the bucket's name.
     :param tmpdir: where moto spools object data (the child's ``TMPDIR``);
         tempfile's default when None.
+    :param certs: serve HTTPS with this certificate (not with enforce_auth).
     :raises RuntimeError: moto did not start (e.g. moto[server] missing) or
         did not answer in time.
     """
+    if certs is not None and enforce_auth:
+        raise ValueError("run_moto: enforce_auth bootstraps over plain HTTP; not with certs")
     env = {**os.environ, "TMPDIR": os.fspath(tmpdir)} if tmpdir is not None else None
+    tls = [os.fspath(certs.cert_file), os.fspath(certs.key_file)] if certs else []
     proc = subprocess.Popen(  # noqa: S603 - this interpreter with a fixed script
-        [sys.executable, "-c", _MOTO_CHILD],
+        [sys.executable, "-c", _MOTO_CHILD, *tls],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -254,12 +280,14 @@ def run_moto(
             raise RuntimeError(
                 f"moto server did not start (rc={proc.wait(10)}); needs moto[server]"
             )
-        url = f"http://127.0.0.1:{int(line)}"
+        url = f"{'https' if certs else 'http'}://127.0.0.1:{int(line)}"
         # moto's management API answers without auth: a cheap readiness probe.
-        _wait_http_ok(url + "/moto-api/data.json")
+        _wait_http_ok(url + "/moto-api/data.json",
+                      ca_file=os.fspath(certs.ca_file) if certs else None)
 
         if not enforce_auth:
-            yield S3Info(url, ANY_KEY_ID, ANY_SECRET, proc)
+            yield S3Info(url, ANY_KEY_ID, ANY_SECRET, proc,
+                         ca_file=os.fspath(certs.ca_file) if certs else None)
             return
 
         key_id, secret = _make_iam_user(url)

@@ -19,6 +19,10 @@ Fixtures:
   moto (5.2.x) computes wrong signatures for requests whose path or query needs
   %-encoding (keys with ``+``, ``:`` or non-ASCII, ``Prefix="dir/"``,
   ``Delimiter="/"``), so correctly signed requests fail there.
+* ``moto_s3_tls`` (session): a third moto subprocess serving HTTPS with a
+  certificate from a throw-away CA (:func:`offsite.testing.certs.make_certs`);
+  ``moto_s3_tls.ca_file`` is that CA, which nothing else trusts, and
+  ``moto_s3_tls.bucket`` an empty bucket on it.
 * ``wrong_region_s3`` (session): a tiny HTTP server that answers *every*
   request like S3 answers for a bucket in another region (301,
   ``x-amz-bucket-region: eu-west-1``, ``PermanentRedirect`` XML except for
@@ -55,6 +59,7 @@ pytest.importorskip("boto3")
 pytest.importorskip("moto.server", reason="needs moto[server] (flask, werkzeug)")
 
 # Imported only after the importorskip calls above (ruff's E402 allows it).
+from offsite.testing.certs import make_certs
 from offsite_s3.testserver import S3Info, empty_bucket, run_moto
 
 __all__ = ["FakeHTTPServer", "RecordedRequest", "S3Info"]
@@ -104,6 +109,15 @@ def moto_s3_auth() -> Iterator[S3Info]:
     """
     with run_moto(enforce_auth=True) as info:
         yield info
+
+
+@pytest.fixture(scope="session")
+def moto_s3_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Info]:
+    """moto over HTTPS with a private CA's certificate, and a bucket on it."""
+    with run_moto(certs=make_certs(tmp_path_factory.mktemp("tls"))) as info:
+        bucket = f"offsite-tls-{uuid.uuid4().hex[:12]}"
+        info.client().create_bucket(Bucket=bucket)
+        yield attrs.evolve(info, bucket=bucket)
 
 
 # --------------------------------------------------------------------------- fake HTTP

@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from offsite.cli import cli
-from offsite.errors import AuthError, NotFound, SourceError
+from offsite.errors import AuthError, NotFound, SourceError, TLSFailed
 from offsite.session import Transport
 from offsite.testing import conformance
 from offsite.testing.images import Volume
 from offsite.testing.sources import FailingSource, RecordingSource, random_bytes
-from offsite.transport import Endpoint
+from offsite.transport import BytesSource, Endpoint
 from offsite_s3 import LARGE_PART, MAX_PARTS, MIN_PART, PARALLEL_PARTS, part_size
 
 MiB = 1 << 20
@@ -90,8 +90,6 @@ def test_resumed_multipart_sends_only_the_missing_parts(moto_s3: Any, s3_bucket:
 def test_objects_carry_s3_sha256_checksums(moto_s3: Any, s3_bucket: str, size: int) -> None:
     # S3 checks every part's SHA-256 on arrival and keeps the object's; put
     # reports it. (It also makes moto complete multipart uploads 2-3x faster.)
-    from offsite.transport import BytesSource
-
     endpoint = s3_endpoint(moto_s3, s3_bucket)
     with Transport.for_endpoint(endpoint).connect(endpoint) as session:
         placed = session.put("sum.ofi", BytesSource(random_bytes(size, seed=4)))
@@ -103,7 +101,6 @@ def test_objects_carry_s3_sha256_checksums(moto_s3: Any, s3_bucket: str, size: i
 
 def test_checksum_option(moto_s3: Any, s3_bucket: str) -> None:
     from offsite.errors import Fatal
-    from offsite.transport import BytesSource
 
     plain = s3_endpoint(moto_s3, s3_bucket, checksum="none")
     with Transport.for_endpoint(plain).connect(plain) as session:
@@ -122,7 +119,6 @@ def test_a_body_is_hashed_for_its_checksum_or_its_signature(moto_s3: Any, s3_buc
     # HTTP) hashed every byte twice. Without a checksum, or with a CRC that
     # other bytes can match, the signature is what covers the body. Observed
     # on the real requests as they leave.
-    from offsite.transport import BytesSource
 
     endpoint = s3_endpoint(moto_s3, s3_bucket, checksum=checksum)
     sent: list[tuple[str, str, bool]] = []
@@ -148,7 +144,6 @@ def test_a_body_is_hashed_for_its_checksum_or_its_signature(moto_s3: Any, s3_buc
 def test_store_without_checksums_says_how_to_turn_them_off(no_checksum_s3: Any,
                                                            moto_s3: Any) -> None:
     from offsite.errors import Fatal
-    from offsite.transport import BytesSource
 
     endpoint = Endpoint.from_url(
         "s3://nochecksums/folder", options={"endpoint_url": no_checksum_s3.endpoint_url,
@@ -176,7 +171,6 @@ def test_a_fresh_upload_aborts_the_abandoned_one(moto_s3: Any, s3_bucket: str) -
 def test_unicode_and_spaces_in_the_folder(moto_s3: Any, s3_bucket: str) -> None:
     endpoint = s3_endpoint(moto_s3, s3_bucket, folder="Sicherung Größe/日本")
     with Transport.for_endpoint(endpoint).connect(endpoint) as session:
-        from offsite.transport import BytesSource
 
         session.put("a b/ü.ofi", BytesSource(b"data"))
         assert [f.path for f in session.list()] == ["a b/ü.ofi"]
@@ -231,6 +225,31 @@ def test_wrong_region_is_detected_and_used(wrong_region_s3: Any, moto_s3: Any,
     signed = [r["headers"].get("Authorization", "") for r in wrong_region_s3.requests]
     assert any("/eu-west-1/s3/aws4_request" in h for h in signed), \
         "after the redirect, requests are signed for the bucket's real region"
+
+
+def test_https_endpoint_is_verified_against_ca_file(moto_s3_tls: Any) -> None:
+    endpoint = s3_endpoint(moto_s3_tls, moto_s3_tls.bucket)
+    # Neither AWS_CA_BUNDLE nor botocore's bundle knows the test CA.
+    error = check_fails(endpoint, "tls")
+    assert isinstance(error, TLSFailed)
+    assert "certificate verify failed" in str(error) and "ca_file" in error.hint
+    trusted = attrs.evolve(endpoint, options={**endpoint.options,
+                                              "ca_file": str(moto_s3_tls.ca_file)})
+    report = Transport.for_endpoint(trusted).check(trusted)
+    assert report.ok, report
+    assert [s.name for s in report.steps][:3] == ["resolve", "connect", "tls"]
+    data = random_bytes(2 * MIN_PART + 17, seed=9)  # multipart over TLS too
+    with Transport.for_endpoint(trusted).connect(trusted) as session:
+        session.put("tls/file.bin", BytesSource(data))
+        with session.get("tls/file.bin") as remote:
+            assert remote.read() == data
+
+
+def test_https_to_a_plain_http_port(moto_s3: Any) -> None:
+    plain = moto_s3.endpoint_url.replace("http://", "https://")
+    endpoint = attrs.evolve(s3_endpoint(moto_s3, "b"), options={"endpoint_url": plain})
+    error = check_fails(endpoint, "tls")
+    assert isinstance(error, TLSFailed) and "serving TLS" in str(error)
 
 
 def test_endpoint_that_is_not_s3(not_s3_server: Any, moto_s3: Any) -> None:
