@@ -3,6 +3,8 @@
 No AWS CLI is needed. Credentials: ``access_key_id`` and
 ``secret_access_key`` from the credential store, or, when none are stored,
 the standard AWS chain (environment, profile, instance role). Options:
+``profile`` (a named profile of ~/.aws/config and ~/.aws/credentials for the
+chain, instead of AWS_PROFILE or ``default``),
 ``region`` (default ``us-east-1``; a wrong one is detected and corrected,
 with a hint), ``endpoint_url`` (an S3-compatible store: MinIO, Ceph, Wasabi
 …), ``ca_file`` (the CA that signed an HTTPS endpoint's certificate, e.g.
@@ -189,9 +191,12 @@ def _ca_file(options: Mapping[str, Any]) -> str | None:
 def _trusted(options: Mapping[str, Any], core: botocore.session.Session) -> str:
     """The CA bundle boto3 will verify the endpoint against, so the ``tls``
     step trusts exactly what the transfers will: the ``ca_file`` option, else
-    AWS_CA_BUNDLE (or a profile's ``ca_bundle``), else botocore's own bundle."""
-    return (_ca_file(options) or core.get_config_variable("ca_bundle")
-            or botocore.httpsession.where())
+    AWS_CA_BUNDLE (or the profile's ``ca_bundle``), else botocore's own bundle."""
+    try:
+        configured = core.get_config_variable("ca_bundle")
+    except botocore.exceptions.ProfileNotFound:
+        configured = None  # the auth step reports the missing profile
+    return _ca_file(options) or configured or botocore.httpsession.where()
 
 
 class S3Transport:
@@ -205,7 +210,7 @@ class S3Transport:
         if creds.get("access_key_id") or creds.get("secret_access_key"):
             keys = {"aws_access_key_id": creds.get("access_key_id"),
                     "aws_secret_access_key": creds.get("secret_access_key")}
-        # None stored: the AWS credential chain.
+        # None stored: the AWS credential chain (of ``core``'s profile).
         session = boto3.session.Session(botocore_session=core, **keys)
         timeout = float(options.get("connect_timeout", 15))
         config = Config(
@@ -241,15 +246,18 @@ class S3Transport:
         parts = urllib.parse.urlsplit(url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        core = botocore.session.get_session()
+        # One botocore session for the connection's clients: its profile (the
+        # ``profile`` option, else AWS_PROFILE or default) gives the chain's
+        # credentials and the CA bundle.
+        core = botocore.session.Session(profile=endpoint.options.get("profile") or None)
         # The steps open their own connection (boto3 makes its own for the
         # requests) to say which one failed: DNS, TCP, or the certificate.
         sock = open_tcp(steps, host, port, timeout=10)
         if parts.scheme == "https":
             sock = start_tls(steps, sock, host, ca_file=_trusted(endpoint.options, core))
         sock.close()
-        client = self._client(endpoint, region, core)
         with steps.step("auth", "credentials"):
+            client = self._client(endpoint, region, core)
             try:
                 client.list_buckets()
             except botocore.exceptions.ClientError as exc:
@@ -319,6 +327,11 @@ class S3Transport:
         if isinstance(exc, b.NoCredentialsError | b.PartialCredentialsError):
             return AuthError("no AWS credentials", fix="store them with offsite credentials "
                              "set JOB.TARGET, or configure the AWS credential chain")
+        if isinstance(exc, b.ProfileNotFound):
+            return AuthError(f"the AWS profile {exc.kwargs.get('profile', '?')!r} is not "
+                             "configured", fix="add it to ~/.aws/config or ~/.aws/credentials "
+                             "(or AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE), or correct the "
+                             "target option profile")
         if isinstance(exc, b.SSLError):
             return TLSFailed(str(exc), host=getattr(exc, "kwargs", {}).get("endpoint_url", "?"))
         if isinstance(exc, b.EndpointConnectionError | b.ConnectTimeoutError |

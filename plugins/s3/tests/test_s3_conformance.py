@@ -213,6 +213,54 @@ def test_bad_keys(moto_s3_auth: Any) -> None:
     assert isinstance(check_fails(unknown, "auth"), AuthError)
 
 
+@pytest.fixture
+def aws_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An AWS credential chain with nothing in it: no keys in the environment,
+    no profile files (returns where the credentials file would be), no
+    instance metadata."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return tmp_path / "aws-credentials"
+
+
+def _keyless(server: Any, **options: Any) -> Endpoint:
+    """An endpoint on ``server``'s bucket with no stored credentials."""
+    return attrs.evolve(s3_endpoint(server, server.bucket, folder="nightly", **options),
+                        credentials={})
+
+
+def test_without_stored_keys_the_environment_is_used(moto_s3_auth: Any, aws_chain: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoint = _keyless(moto_s3_auth)
+    error = check_fails(endpoint, "auth")
+    assert isinstance(error, AuthError) and "no AWS credentials" in str(error)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", moto_s3_auth.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto_s3_auth.secret_access_key)
+    report = Transport.for_endpoint(endpoint).check(endpoint)
+    assert report.ok, report
+    assert moto_s3_auth.secret_access_key not in repr(report)
+
+
+def test_a_named_profile_gives_the_keys(moto_s3_auth: Any, aws_chain: Path) -> None:
+    aws_chain.write_text(f"[default]\naws_access_key_id = AKIANOTTHEONE0000000\n"
+                         f"aws_secret_access_key = wrong-default-secret\n"
+                         f"[backup]\naws_access_key_id = {moto_s3_auth.access_key_id}\n"
+                         f"aws_secret_access_key = {moto_s3_auth.secret_access_key}\n")
+    assert isinstance(check_fails(_keyless(moto_s3_auth), "auth"), AuthError), \
+        "without the option, the default profile's (wrong) keys are used"
+    endpoint = _keyless(moto_s3_auth, profile="backup")
+    assert Transport.for_endpoint(endpoint).check(endpoint).ok
+    error = check_fails(_keyless(moto_s3_auth, profile="nightly-typo"), "auth")
+    assert isinstance(error, AuthError) and "'nightly-typo'" in str(error)
+    assert "profile" in error.hint
+
+
 def test_wrong_region_is_detected_and_used(wrong_region_s3: Any, moto_s3: Any,
                                            caplog: pytest.LogCaptureFixture) -> None:
     endpoint = attrs.evolve(s3_endpoint(moto_s3, "some-bucket"),
