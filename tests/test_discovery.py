@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -156,3 +157,79 @@ def test_discovery_for_some_schemes_imports_only_those(make_dist: MakeDist) -> N
     registry = discover({"file"})
     assert [p.scheme for p in registry.plugins] == ["file"]
     assert registry.info("file").status == "ok"
+
+
+OPTIONS_HOOK = """class Plugin:
+    @hookimpl
+    def options(self): return {"region": "where", "ca_file": "the CA", "storage_class": "tier"}
+"""
+
+
+def _config_with(tmp_path, url: str, options: str) -> str:
+    dest = tmp_path / "dest"
+    dest.mkdir(exist_ok=True)
+    config = tmp_path / "offsite.toml"
+    config.write_text(f'''
+[[job]]
+name = "nightly"
+destination = "{dest}"
+[[job.target]]
+name = "first"
+url = "file://{tmp_path}/first"
+[[job.target]]
+name = "second"
+url = "{url}"
+[job.target.options]
+{options}
+''')
+    return str(config)
+
+
+def _declaring(good_plugin: str) -> str:
+    return good_plugin.replace("class Plugin:\n", OPTIONS_HOOK)
+
+
+def test_an_option_the_plugin_does_not_declare_is_refused_before_anything_runs(
+        make_dist: MakeDist, good_plugin: str, tmp_path) -> None:
+    make_dist("offsite-declaring", _declaring(good_plugin), schemes={"decl": "plugin"})
+    config = _config_with(tmp_path, "decl://host/folder", 'region = "x"\ncafile = "/ca.pem"')
+    for command in (["check"], ["plan"], ["run"]):
+        result = CliRunner().invoke(cli, ["--config", config, *command])
+        assert result.exit_code == 2, (command, result.output)
+        assert (f"{config}: job[0].target[1].options.cafile: offsite-declaring takes no "
+                "option 'cafile'; did you mean 'ca_file'?") in result.stderr
+        assert "ca_file, region, storage_class" in result.stderr
+    assert not (tmp_path / "first").exists(), "nothing connected, not even the good target"
+
+    fine = _config_with(tmp_path, "decl://host/folder", 'region = "x"\nca_file = "/ca.pem"')
+    from offsite.config import Config
+    from offsite.plugins import discover_for
+
+    assert discover_for(Config.load(Path(fine))).info("decl").options == {
+        "region": "where", "ca_file": "the CA", "storage_class": "tier"}
+
+
+def test_file_targets_take_no_options(tmp_path) -> None:
+    config = _config_with(tmp_path, f"file://{tmp_path}/second", 'sse = "AES256"')
+    result = CliRunner().invoke(cli, ["--config", config, "check"])
+    assert result.exit_code == 2
+    assert "offsite-local takes no option 'sse' (its options: none)" in result.stderr
+
+
+def test_a_plugin_without_the_options_hook_is_not_checked(make_dist: MakeDist,
+                                                          tmp_path) -> None:
+    make_dist("offsite-silent", schemes={"silent": "plugin"})
+    config = _config_with(tmp_path, "silent://host/folder", 'anything = 1')
+    from offsite.config import Config
+    from offsite.plugins import discover_for
+
+    registry = discover_for(Config.load(Path(config)))
+    assert registry.info("silent").options is None
+
+
+def test_an_options_hook_returning_nonsense_fails_the_plugin(make_dist: MakeDist,
+                                                             good_plugin: str) -> None:
+    source = _declaring(good_plugin).replace('return {"region": "where"', 'return ["region"]  # {')
+    make_dist("offsite-odd", source, schemes={"odd": "plugin"})
+    info = by_scheme("odd")
+    assert info.status == "failed" and "mapping of option names" in info.reason

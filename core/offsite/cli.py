@@ -268,12 +268,12 @@ class _Context:
 
     @property
     def registry(self) -> Any:
-        """The plugins the config's targets use, imported (and only those)."""
+        """The plugins the config's targets use, imported (and only those), with
+        the targets' options checked against what each plugin declares."""
         if self._registry is None:
-            from offsite.plugins import discover
+            from offsite.plugins import discover_for
 
-            self._registry = discover({t.endpoint.scheme for j in self.config.jobs
-                                       for t in j.targets})
+            self._registry = discover_for(self.config)
         return self._registry
 
     @property

@@ -56,7 +56,7 @@ from offsite.image.consolidate import Consolidation
 from offsite.image.stream import ImageSource
 from offsite.journal import Journal, Placed
 from offsite.plan import Delete, LocalFile, Note, Options, Plan, Put, plan
-from offsite.plugins import Registry, discover
+from offsite.plugins import Registry, discover_for
 from offsite.session import Session, Transport
 from offsite.throttle import BandwidthLimit
 from offsite.transport import Endpoint, FileSource, Readable, Source
@@ -320,8 +320,7 @@ class Engine:
         self.config = config
         self.journal = journal
         self.credentials = credentials
-        self.registry = registry or discover({t.endpoint.scheme for j in config.jobs
-                                              for t in j.targets})
+        self.registry = registry or discover_for(config)
         self.listeners = list(listeners)
         self._sleep = sleep
         self.backoff_base = backoff_base

@@ -16,8 +16,8 @@ hook named here and takes only parameters the spec has, so a typo is refused
 with a clear message, not discovered in production. Every hook is
 ``firstresult``: the single transport answers, and ``None`` means "not
 implemented". ``connect``, ``put``, ``get``, ``list``, ``delete`` and
-``close`` are required; ``check``, ``translate_error`` and ``discard`` are
-optional.
+``close`` are required; ``options``, ``check``, ``translate_error`` and
+``discard`` are optional.
 
 The contract points, each checked by the conformance suite in
 :mod:`offsite.testing` (run it: see docs/PLUGINS.md):
@@ -49,11 +49,15 @@ The contract points, each checked by the conformance suite in
   its message.
 * **Secrets.** No credential may appear in a log line, a message, a repr or
   a command line. Keep them out of your connection object's repr.
+* **Options.** Declare the ``[job.target.options]`` keys you read with the
+  ``options`` hook: a misspelt one (``sse`` as ``ssе``, ``ca_file`` as
+  ``cafile``) is then refused with the configuration, naming the file and
+  the key, instead of being ignored while the upload goes out unencrypted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -71,6 +75,29 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 #: Whatever your ``connect`` returns; the core hands it back to every other
 #: hook untouched. Keep secrets out of its repr.
 Connection = Any
+
+
+# -------------------------------------------------------------------------
+# configuration
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def options() -> Mapping[str, str] | None:
+    """The target options your plugin reads: each name, with one line on it.
+
+    Stops at the first non-None result. Optional, but declare them: the core
+    then refuses a configuration whose ``[job.target.options]`` for your
+    scheme has any other key (exit code 2, naming the file, the key and the
+    closest name you declared), before anything connects, and ``offsite
+    targets --json`` lists them. Return ``{}`` when you take none. Without
+    this hook every option reaches ``connect`` unchecked. Checking the
+    *values* stays with ``connect`` (raise :class:`~offsite.errors.Fatal`
+    naming the option).
+
+    :returns: option name → what it does, e.g. ``{"region": "the bucket's
+        region (default us-east-1)"}``.
+    """
 
 
 # -------------------------------------------------------------------------

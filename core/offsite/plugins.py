@@ -15,18 +15,22 @@ names) is recorded with its reason and listed by ``offsite targets``.
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import os
 import re
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import pluggy
 from stevedore import ExtensionManager, NamedExtensionManager
 
 from offsite import PROJECT, hookspecs
-from offsite.errors import PluginError
+from offsite.errors import ConfigError, PluginError
+
+if TYPE_CHECKING:
+    from offsite.config import Config
 
 #: The entry-point group target plugins register under.
 GROUP = "offsite.targets"
@@ -67,6 +71,9 @@ class PluginInfo:
     status: Status
     reason: str = ""
     hooks: tuple[str, ...] = ()
+    #: The target options the plugin declares (name -> help), None when it
+    #: declares none (then its options are not checked).
+    options: Mapping[str, str] | None = attrs.field(default=None, eq=False)
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -167,9 +174,10 @@ class _Candidate:
     distribution: str
     version: str
 
-    def info(self, status: Status, reason: str = "", hooks: tuple[str, ...] = ()) -> PluginInfo:
+    def info(self, status: Status, reason: str = "", hooks: tuple[str, ...] = (),
+             options: Mapping[str, str] | None = None) -> PluginInfo:
         return PluginInfo(self.name, self.distribution, self.version, self.value,
-                          status, reason, hooks)
+                          status, reason, hooks, options)
 
 
 def _candidates() -> list[_Candidate]:
@@ -206,6 +214,64 @@ def _import(names: set[str]) -> tuple[dict[tuple[str, str], object], dict[tuple[
     )
     objects = {(ext.name, ext.entry_point.value): ext.plugin for ext in manager.extensions}
     return objects, failures
+
+
+def _declared_options(pm: pluggy.PluginManager, c: _Candidate) -> dict[str, str] | None:
+    """What the plugin's ``options`` hook declares (None: no hook).
+
+    :raises PluginError: the hook fails or does not return names and texts.
+    """
+    try:
+        declared = pm.hook.options()
+    except Exception as exc:
+        raise PluginError(f"hook options failed: {type(exc).__name__}: {exc}",
+                          plugin=c.name, distribution=c.distribution) from exc
+    if declared is None:
+        return None
+    if not isinstance(declared, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in declared.items()):
+        raise PluginError("hook options must return a mapping of option names to texts",
+                          plugin=c.name, distribution=c.distribution)
+    return dict(declared)
+
+
+def check_options(config: Config, registry: Registry) -> None:
+    """Refuse target options that the target's plugin does not declare.
+
+    A plugin without the ``options`` hook, or one that did not load (its
+    own error is reported where the target is used), is not checked.
+
+    :raises ConfigError: the first unknown option, naming the file, the key
+        (``job[0].target[1].options.cafile``), the closest declared name and
+        the plugin's options.
+    """
+    for index, job in enumerate(config.jobs):
+        for number, target in enumerate(job.targets):
+            info = registry.info(target.scheme)
+            if info is None or info.status != "ok" or info.options is None:
+                continue
+            for name in target.options:
+                if name in info.options:
+                    continue
+                close = difflib.get_close_matches(name, list(info.options), n=1)
+                known = ", ".join(sorted(info.options)) or "none"
+                raise ConfigError(
+                    f"{info.distribution} takes no option {name!r}"
+                    + (f"; did you mean {close[0]!r}?" if close else "")
+                    + f" (its options: {known})",
+                    file=config.path, key=f"job[{index}].target[{number}].options.{name}",
+                    fix="correct the name, or remove it; `offsite targets --json` lists each "
+                        "plugin's options")
+
+
+def discover_for(config: Config) -> Registry:
+    """The plugins ``config``'s targets use, imported, with their options checked.
+
+    :raises ConfigError: from :func:`check_options`.
+    """
+    registry = discover({t.scheme for j in config.jobs for t in j.targets})
+    check_options(config, registry)
+    return registry
 
 
 def installed_schemes() -> set[str]:
@@ -260,10 +326,11 @@ def discover(schemes: Collection[str] | None = None) -> Registry:
         else:
             try:
                 pm = build_manager(objects[key], scheme=c.name, distribution=c.distribution)
+                options = _declared_options(pm, c)
             except PluginError as exc:
                 infos.append(c.info("failed", exc.detail))
                 continue
             loaded[c.name] = objects[key]
-            infos.append(c.info("ok", hooks=implemented_hooks(pm, c.name)))
+            infos.append(c.info("ok", hooks=implemented_hooks(pm, c.name), options=options))
     infos.sort(key=lambda p: (p.scheme, p.distribution))
     return Registry(plugins=tuple(infos), loaded=loaded)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -41,6 +41,10 @@ class LocalConnection:
 
 class LocalTransport:
     """The ``file`` scheme's transport (see :mod:`offsite.hookspecs`)."""
+
+    @hookimpl
+    def options(self) -> Mapping[str, str]:
+        return {}  # a folder on this machine needs nothing more than its path
 
     @hookimpl
     def connect(self, endpoint: Endpoint, steps: Steps) -> LocalConnection:

@@ -9,7 +9,8 @@ chain, instead of AWS_PROFILE or ``default``),
 with a hint), ``endpoint_url`` (an S3-compatible store: MinIO, Ceph, Wasabi
 …), ``ca_file`` (the CA that signed an HTTPS endpoint's certificate, e.g.
 a private MinIO's; default: AWS_CA_BUNDLE or botocore's bundle),
-``storage_class``, ``sse`` (``AES256`` or ``aws:kms``), ``connect_timeout``,
+``storage_class``, ``sse`` (``AES256`` or ``aws:kms``, with ``sse_kms_key_id``
+for a key of one's own), ``connect_timeout``,
 ``checksum`` (``SHA256``, the default, or ``CRC32``/``CRC32C``/``SHA1``: S3's
 own checksum of every part, checked by the server on arrival and returned
 with the object; ``none`` for an S3-compatible store that rejects them).
@@ -202,6 +203,22 @@ def _trusted(options: Mapping[str, Any], core: botocore.session.Session) -> str:
 class S3Transport:
     """The ``s3`` scheme's transport (see :mod:`offsite.hookspecs`)."""
 
+    @hookimpl
+    def options(self) -> Mapping[str, str]:
+        return {
+            "region": f"the bucket's region (default {DEFAULT_REGION}; a wrong one is "
+                      "detected and corrected)",
+            "endpoint_url": "the S3 API of an S3-compatible store (MinIO, Ceph, Wasabi …)",
+            "ca_file": "the CA that signed an HTTPS endpoint's certificate",
+            "profile": "the AWS profile for credentials when none are stored",
+            "storage_class": "S3's storage class for uploads (STANDARD_IA, GLACIER_IR …)",
+            "sse": "server-side encryption: AES256 or aws:kms",
+            "sse_kms_key_id": "the KMS key for sse = \"aws:kms\" (default: S3's own key)",
+            "checksum": f"S3's checksum of every upload: {', '.join(CHECKSUMS)} or none "
+                        f"(default {DEFAULT_CHECKSUM})",
+            "connect_timeout": "seconds to wait for the endpoint (default 15)",
+        }
+
     @staticmethod
     def _client(endpoint: Endpoint, region: str, core: botocore.session.Session) -> Any:
         options = endpoint.options
@@ -354,6 +371,8 @@ class S3Transport:
             extra["StorageClass"] = str(conn.endpoint.options["storage_class"])
         if conn.endpoint.options.get("sse"):
             extra["ServerSideEncryption"] = str(conn.endpoint.options["sse"])
+        if conn.endpoint.options.get("sse_kms_key_id"):
+            extra["SSEKMSKeyId"] = str(conn.endpoint.options["sse_kms_key_id"])
         return extra
 
     @hookimpl

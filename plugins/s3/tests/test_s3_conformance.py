@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import boto3
 import pytest
 from click.testing import CliRunner
 
@@ -351,3 +352,21 @@ region = "{moto_s3.region}"
     restored = tmp_path / "restored.raw"
     run("restore", "nightly", "cloud", "vol-b001-i004.ofi", str(restored))
     assert restored.read_bytes() == vol.states[4]
+
+
+@pytest.mark.parametrize("size", [1000, 2 * MIN_PART + 17])
+def test_storage_class_and_encryption_reach_the_object(moto_s3: Any, s3_bucket: str,
+                                                      size: int) -> None:
+    # moto's server answers KMS too: a key of one's own, as an operator's would be.
+    key_id = boto3.client("kms", endpoint_url=moto_s3.endpoint_url, region_name=moto_s3.region,
+                          aws_access_key_id=moto_s3.access_key_id,
+                          aws_secret_access_key=moto_s3.secret_access_key,
+                          ).create_key()["KeyMetadata"]["KeyId"]
+    endpoint = s3_endpoint(moto_s3, s3_bucket, storage_class="STANDARD_IA", sse="aws:kms",
+                           sse_kms_key_id=key_id)
+    with Transport.for_endpoint(endpoint).connect(endpoint) as session:
+        session.put("enc.ofi", BytesSource(random_bytes(size, seed=6)))
+    head = moto_s3.client().head_object(Bucket=s3_bucket, Key="backups/nightly/enc.ofi")
+    assert head.get("StorageClass") == "STANDARD_IA"
+    assert head.get("ServerSideEncryption") == "aws:kms"
+    assert key_id in head.get("SSEKMSKeyId", "")

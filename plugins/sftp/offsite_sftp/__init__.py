@@ -31,7 +31,7 @@ import socket
 import stat
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -422,6 +422,16 @@ class _EagerAcks(socket.socket):
 
 class SftpTransport:
     """The ``sftp`` scheme's transport (see :mod:`offsite.hookspecs`)."""
+
+    @hookimpl
+    def options(self) -> Mapping[str, str]:
+        return {
+            "known_hosts": "the known_hosts file host keys are checked against "
+                           "(default ~/.ssh/known_hosts)",
+            "private_key": "a private key file to log in with",
+            "connect_timeout": "seconds to wait for the server (default 15)",
+            "ciphers": "the ciphers to offer, in order of preference",
+        }
 
     # -- connection -------------------------------------------------------------
 
