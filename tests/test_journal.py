@@ -96,7 +96,7 @@ def user_version(path: Path) -> int:
 
 
 def test_schema_version_matches_migrations() -> None:
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -123,6 +123,14 @@ def test_reopen_keeps_data(db: Path) -> None:
     with Journal(db) as second:
         assert second.placed(JOB, TARGET) == [full()]
     assert user_version(db) == SCHEMA_VERSION
+
+
+def test_the_targets_checksum_is_kept(db: Path) -> None:
+    placed = attrs.evolve(full(), remote_checksum="etag:9b2cf535f27731c974343645a3985328")
+    with Journal(db) as j:
+        j.record_placed(JOB, TARGET, placed)
+    with Journal(db) as j:
+        assert j.placed(JOB, TARGET) == [placed]
 
 
 def test_newer_schema_is_refused_and_left_alone(db: Path) -> None:
@@ -522,8 +530,9 @@ def test_migrates_version_1_keeping_rows(db: Path) -> None:
     make_v1(db)
     assert user_version(db) == 1
     with Journal(db) as j:
-        assert user_version(db) == 2
+        assert user_version(db) == SCHEMA_VERSION
         assert j.placed(JOB, TARGET) == [full()]
+        assert j.placed(JOB, TARGET)[0].remote_checksum is None, "unknown before v3"
         [flight] = j.in_flight(JOB, TARGET)
         assert flight.placed == Placed(
             "sets/a/inc-0001.ofi", 10, None, "incremental", sources=("inc-0001.ofi",)
@@ -567,12 +576,12 @@ def test_failed_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPa
         conn.execute("ALTER TABLE no_such_table ADD COLUMN y")
 
     monkeypatch.setattr(journal_mod, "MIGRATIONS", [*MIGRATIONS, broken])
-    monkeypatch.setattr(journal_mod, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(journal_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(JournalError) as info:
         Journal(db)
-    assert "version 2 to 3" in str(info.value)
+    assert f"version {SCHEMA_VERSION} to {SCHEMA_VERSION + 1}" in str(info.value)
     assert str(db) in str(info.value)
-    assert user_version(db) == 2
+    assert user_version(db) == SCHEMA_VERSION
     conn = raw(db)
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}

@@ -5,6 +5,7 @@ Pure values in, values out: no files, no targets, milliseconds per test.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Sequence
 
@@ -51,9 +52,16 @@ def other(name: str, size: int = 10, mtime: float = T0) -> LocalFile:
     return LocalFile(name, size, mtime)
 
 
+_uploads = itertools.count()
+
+
 def apply(p: Plan, local: Sequence[LocalFile], placed: list[Placed],
           listing: list[RemoteFile]) -> tuple[list[Placed], list[RemoteFile]]:
-    """What the target and journal look like after the plan was carried out."""
+    """What the target and journal look like after the plan was carried out.
+
+    Every placed file gets a checksum of the target's (an ETag), unique per
+    upload, recorded in the journal and listed, as S3 does.
+    """
     by_name = {f.name: f for f in local}
     placed = [x for x in placed if x.remote_path not in p.forget]
     for action in p.actions:
@@ -62,11 +70,12 @@ def apply(p: Plan, local: Sequence[LocalFile], placed: list[Placed],
         if isinstance(action, Put):
             srcs = [by_name[s] for s in action.sources]
             size = sum(s.size for s in srcs)
+            etag = f"etag:{next(_uploads)}"
             placed.append(Placed(
                 action.remote, size, None, action.kind, action.set_id, action.seq_first,
                 action.seq_last, action.state, action.parent_state, action.sources,
-                size, max(s.mtime for s in srcs), T0))
-            listing.append(RemoteFile(action.remote, size, T0))
+                size, max(s.mtime for s in srcs), T0, remote_checksum=etag))
+            listing.append(RemoteFile(action.remote, size, T0, etag))
     return placed, listing
 
 
@@ -238,6 +247,35 @@ def test_changed_size_at_target_is_put_again() -> None:
     p = plan(local, placed, listing, Options())
     assert p.forget == ("vol-b001.ofi",)
     assert [r for r, _ in puts(p)] == ["vol-b001.ofi"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(0, 5), extra=st.integers(0, 2), mirror=st.booleans(),
+       victim=st.integers(0, 8), listed=st.sampled_from(["etag:replaced", "md5:0123", None]))
+def test_a_file_replaced_at_the_target_is_put_again(n: int, extra: int, mirror: bool,
+                                                    victim: int, listed: str | None) -> None:
+    local = [*chain(n), *(other(f"o{i}.txt", 10 + i) for i in range(extra))]
+    opts = Options(mirror=mirror)
+    placed, listing = apply(plan(local, [], [], opts), local, [], [])
+    victim %= len(listing)
+    replaced = listing[victim]
+    listing[victim] = attrs.evolve(replaced, checksum=listed)  # same path and size
+    p = plan(local, placed, listing, opts)
+    if listed == "etag:replaced":
+        assert p.forget == (replaced.path,)
+        assert [a.remote for a in p.puts] == [replaced.path], "that one file, nothing else"
+        assert p.deletes == ()
+        placed, listing = apply(p, local, placed, listing)
+        assert plan(local, placed, listing, opts).actions == (), "and then it is settled"
+    else:  # another kind of checksum, or none listed: nothing to compare
+        assert (p.forget, p.actions) == ((), ())
+
+
+def test_a_journal_without_checksums_trusts_size() -> None:
+    local = chain(2)
+    placed, listing = apply(plan(local, [], [], Options()), local, [], [])
+    old = [attrs.evolve(x, remote_checksum=None) for x in placed]  # journal before v3
+    assert plan(local, old, listing, Options()).actions == ()
 
 
 def test_foreign_files_are_left_alone() -> None:

@@ -596,7 +596,7 @@ class Engine:
         j.finish_upload(job.name, target.name,
                         attrs.evolve(placed, size=remote.size,
                                      sha256=digest if hashing is None else hashing.sha256,
-                                     placed_at=time.time()))
+                                     placed_at=time.time(), remote_checksum=remote.checksum))
         tally.uploaded += 1
         tally.bytes += remote.size
         self.emit(UploadDone(job.name, target.name, action.remote, remote.size,

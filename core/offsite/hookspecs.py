@@ -199,7 +199,9 @@ def put(conn: Connection, path: str, transfer: Transfer) -> RemoteFile | None:
     :param conn: what ``connect`` returned.
     :param path: the final remote path (normalised, relative to the folder).
     :param transfer: the source, the resume token and the progress channel.
-    :returns: the placed file (size, mtime, and a checksum if known).
+    :returns: the placed file (size, mtime, and a checksum if known: the
+        one ``list`` will show for it, which the journal keeps so that a
+        listing with another one is seen as a file replaced at the target).
     :raises PermissionDenied: the folder or file cannot be written.
     :raises Transient: the connection dropped; the engine retries with the
         token you saved.

@@ -49,7 +49,7 @@ from offsite.errors import JournalError
 log = logging.getLogger(__name__)
 
 #: The schema version this offsite writes; ``len(MIGRATIONS)``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: How long a statement waits for another connection's lock, in milliseconds.
 BUSY_TIMEOUT_MS = 10_000
@@ -86,6 +86,10 @@ class Placed:
     :ivar source_size: the sum of their sizes when placed.
     :ivar source_mtime: the newest of their mtimes when placed.
     :ivar placed_at: epoch seconds.
+    :ivar remote_checksum: the target's own checksum of the file as ``put``
+        reported it (``etag:…`` on S3), of the kind ``list`` reports; None
+        where the target has none. A listing that shows another one means
+        the file was replaced at the target.
     """
 
     remote_path: str
@@ -101,6 +105,7 @@ class Placed:
     source_size: int = 0
     source_mtime: float = 0.0
     placed_at: float = 0.0
+    remote_checksum: str | None = None
 
 
 @attrs.frozen
@@ -237,9 +242,15 @@ def _v1_to_v2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v2_to_v3(conn: sqlite3.Connection) -> None:
+    """Version 3: the target's own checksum of each placed file (NULL before)."""
+    for table in ("placed", "in_flight"):
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN remote_checksum TEXT")
+
+
 #: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
 #: Each runs in its own transaction together with the version bump.
-MIGRATIONS: Sequence[Migration] = (_v0_to_v1, _v1_to_v2)
+MIGRATIONS: Sequence[Migration] = (_v0_to_v1, _v1_to_v2, _v2_to_v3)
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -258,6 +269,7 @@ _PLACED_COLUMNS = (
     "source_size",
     "source_mtime",
     "placed_at",
+    "remote_checksum",
 )
 
 # The TargetStatus fields set_status may change (job and target are the key,
@@ -314,6 +326,7 @@ def _placed_values(placed: Placed) -> tuple[Any, ...]:
         placed.source_size,
         placed.source_mtime,
         placed.placed_at,
+        placed.remote_checksum,
     )
 
 
@@ -332,6 +345,7 @@ def _placed_from_row(row: sqlite3.Row) -> Placed:
         source_size=row["source_size"],
         source_mtime=float(row["source_mtime"]),
         placed_at=float(row["placed_at"]),
+        remote_checksum=row["remote_checksum"],
     )
 
 

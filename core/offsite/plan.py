@@ -8,9 +8,10 @@ never touches a disk or a network, so every rule below is a fast unit test.
 Rules (docs/USAGE.md explains them to operators):
 
 * **Trust, but check.** A journal entry whose file is missing at the target,
-  or has another size, is forgotten and planned again (a target edited by
-  hand). Files at the target that offsite did not place are foreign: left
-  alone (except in mirror mode, which keeps an exact copy).
+  has another size, or another checksum of the kind the target keeps (an
+  S3 ETag), is forgotten and planned again (a target edited by hand). Files
+  at the target that offsite did not place are foreign: left alone (except
+  in mirror mode, which keeps an exact copy).
 * **Mirror**: put what is missing or different (size, or the source changed
   since it was placed), delete what the destination no longer has; no
   consolidation; filter and policy ignored. A remote file is never deleted
@@ -158,9 +159,12 @@ def plan(
     remote = {f.path: f for f in listing}
     trusted: dict[str, Placed] = {}
     forget: list[str] = []
+    replaced: set[str] = set()  # there, but not what offsite put: put it again
     for p in placed:
         seen = remote.get(p.remote_path)
-        if seen is None or seen.size != p.size:
+        if seen is not None and _replaced(p, seen):
+            replaced.add(p.remote_path)
+        if seen is None or seen.size != p.size or p.remote_path in replaced:
             forget.append(p.remote_path)
         else:
             trusted[p.remote_path] = p
@@ -168,11 +172,24 @@ def plan(
     notes = [_status_note(f) for f in local if f.status != "ok"]
     usable = [f for f in local if f.status == "ok"]
     if options.mirror:
-        actions = _mirror(usable, local, trusted, remote)
+        actions = _mirror(usable, local, trusted, remote, replaced)
     else:
-        actions, more = _replicate(usable, trusted, remote, options)
+        actions, more = _replicate(usable, trusted, remote, replaced, options)
         notes += more
     return Plan(tuple(actions), tuple(notes), tuple(sorted(forget)))
+
+
+def _replaced(p: Placed, seen: RemoteFile) -> bool:
+    """The target's checksum of the file is not the one it had when placed.
+
+    Only checksums of one kind compare (``etag:`` with ``etag:``): a journal
+    from before checksums were kept, or a plugin that reports none, says
+    nothing.
+    """
+    if not p.remote_checksum or not seen.checksum:
+        return False
+    kind, _, _ = p.remote_checksum.partition(":")
+    return seen.checksum.partition(":")[0] == kind and seen.checksum != p.remote_checksum
 
 
 def _status_note(f: LocalFile) -> Note:
@@ -181,8 +198,9 @@ def _status_note(f: LocalFile) -> Note:
     return Note("bad-image", f.name, f.problem or "damaged image: not replicated")
 
 
-def _unchanged(f: LocalFile, seen: RemoteFile | None, placed: Placed | None) -> bool:
-    if seen is None or seen.size != f.size:
+def _unchanged(f: LocalFile, seen: RemoteFile | None, placed: Placed | None,
+               replaced: set[str]) -> bool:
+    if seen is None or seen.size != f.size or seen.path in replaced:
         return False
     if placed is None or placed.sources != (f.name,):
         return True  # same size and nothing says otherwise
@@ -190,16 +208,24 @@ def _unchanged(f: LocalFile, seen: RemoteFile | None, placed: Placed | None) -> 
 
 
 def _mirror(usable: Sequence[LocalFile], local: Sequence[LocalFile],
-            trusted: dict[str, Placed], remote: dict[str, RemoteFile]) -> list[Put | Delete]:
+            trusted: dict[str, Placed], remote: dict[str, RemoteFile],
+            replaced: set[str]) -> list[Put | Delete]:
     actions: list[Put | Delete] = []
     for f in sorted(usable, key=_chain_order):  # fulls, then incrementals in order
         seen = remote.get(f.name)
-        if not _unchanged(f, seen, trusted.get(f.name)):
-            actions.append(_put_file(f, f.name, "missing" if seen is None else "changed"))
+        if not _unchanged(f, seen, trusted.get(f.name), replaced):
+            actions.append(_put_file(f, f.name, _why(seen, replaced)))
     keep = {f.name for f in local}  # incomplete or damaged locally: keep the remote copy
     actions += [Delete(path, "not at the destination") for path in sorted(remote)
                 if path not in keep]
     return actions
+
+
+def _why(seen: RemoteFile | None, replaced: set[str]) -> str:
+    """A put's reason, for a file that is not as placed at the target."""
+    if seen is None:
+        return "missing"
+    return "replaced at the target" if seen.path in replaced else "changed"
 
 
 def _chain_order(f: LocalFile) -> tuple[int, str, int, int, str]:
@@ -219,7 +245,7 @@ def _put_file(f: LocalFile, remote: str, reason: str) -> Put:
 
 
 def _replicate(usable: Sequence[LocalFile], trusted: dict[str, Placed],
-               remote: dict[str, RemoteFile], options: Options
+               remote: dict[str, RemoteFile], replaced: set[str], options: Options
                ) -> tuple[list[Put | Delete], list[Note]]:
     actions: list[Put | Delete] = []
     notes: list[Note] = []
@@ -252,8 +278,8 @@ def _replicate(usable: Sequence[LocalFile], trusted: dict[str, Placed],
             if f.meta is None and new_enough(f):
                 target = paths.join(options.subfolder, f.name)
                 seen = remote.get(target)
-                if not _unchanged(f, seen, trusted.get(target)):
-                    actions.append(_put_file(f, target, "missing" if seen is None else "changed"))
+                if not _unchanged(f, seen, trusted.get(target), replaced):
+                    actions.append(_put_file(f, target, _why(seen, replaced)))
     return actions, notes
 
 

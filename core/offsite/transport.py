@@ -144,7 +144,8 @@ class RemoteFile:
     :ivar size: in bytes.
     :ivar mtime: modification time, seconds since the epoch (UTC).
     :ivar checksum: what the server offers, prefixed with its kind
-        (``"etag:…"``, ``"sha256:…"``), or ``None``.
+        (``"etag:…"``, ``"sha256:…"``), or ``None``; ``put`` reports the one
+        ``list`` shows for the same file.
     """
 
     path: str

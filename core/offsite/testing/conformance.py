@@ -59,6 +59,8 @@ PROGRESS = "contract: progress is monotonic and ends at the size"
 FOLDERS = "contract: put creates missing nested folders"
 LISTING = "contract: list returns path, size and mtime of every file, recursively"
 LIST_MISSING = "contract: list of a missing folder is empty"
+CHECKSUMS = ("contract: put reports the checksum list shows for the file ('kind:value', "
+             "or None for both), so a replaced file is noticed")
 UNICODE = "contract: Unicode names (NFC) round-trip"
 DELETE = "contract: delete removes the file"
 DELETE_MISSING = "contract: delete of a missing file raises NotFound"
@@ -326,6 +328,20 @@ class ListTests:
             assert isinstance(f, RemoteFile), LISTING
             # Servers may round mtimes to seconds or run a little off: allow slack.
             assert before - 300 <= f.mtime <= after + 300, f"{LISTING}: mtime {f.mtime}"
+
+    def test_put_reports_the_checksum_list_shows(self, session: Session,
+                                                 large_size: int) -> None:
+        placed = {path: session.put(path, BytesSource(random_bytes(size, seed=size)))
+                  for path, size in (("a.ofi", 100), ("set/b.ofi", large_size))}
+        for f in session.list():
+            assert f.checksum == placed[f.path].checksum, CHECKSUMS
+            if f.checksum is not None:
+                kind, colon, value = f.checksum.partition(":")
+                assert kind and colon and value, CHECKSUMS
+        again = session.put("a.ofi", BytesSource(random_bytes(100, seed=7)))
+        if again.checksum is not None:
+            assert again.checksum != placed["a.ofi"].checksum, \
+                f"{CHECKSUMS}: other bytes of the same size must get another checksum"
 
     def test_list_subfolder(self, session: Session) -> None:
         for path in ("a.ofi", "sub/b.ofi", "sub/inner/c.ofi", "subway/d.ofi"):

@@ -151,6 +151,11 @@ def _redirect_region(exc: botocore.exceptions.ClientError) -> str | None:
     return str(region) if region else None
 
 
+def _etag(value: object) -> str:
+    """An ETag as a RemoteFile checksum (S3 sends it in double quotes)."""
+    return f"etag:{str(value).strip(chr(34))}"
+
+
 def _read_exactly(reader: SourceReader, n: int) -> bytearray:
     """``n`` bytes from the source, read straight into one buffer (no copies)."""
     buffer = bytearray(n)
@@ -483,15 +488,14 @@ class S3Transport:
                                                        UploadId=upload["UploadId"])
 
     def _head(self, conn: S3Connection, path: str) -> RemoteFile:
-        head = conn.client.head_object(Bucket=conn.bucket, Key=conn.key(path),
-                                       ChecksumMode="ENABLED")
-        checksum = f"etag:{str(head['ETag']).strip(chr(34))}"
-        for name in CHECKSUMS:  # S3's own checksum, when the object has one
-            if head.get(f"Checksum{name}"):
-                checksum = f"{name.lower()}:{head[f'Checksum{name}']}"
-                break
+        # The ETag, not the object's S3 checksum: listings show only the ETag,
+        # and the core compares what put reported with what list shows to
+        # notice an object replaced behind its back. (S3 has checked the
+        # checksum on arrival already; of a multipart object it is a checksum
+        # of the parts' checksums, nothing anyone could compare anyway.)
+        head = conn.client.head_object(Bucket=conn.bucket, Key=conn.key(path))
         return RemoteFile(path, int(head["ContentLength"]), head["LastModified"].timestamp(),
-                          checksum)
+                          _etag(head["ETag"]))
 
     @hookimpl
     def get(self, conn: S3Connection, path: str, offset: int) -> Readable:
@@ -518,8 +522,7 @@ class S3Transport:
                     continue  # a "folder" marker some tools create
                 rel = key[len(conn.prefix) + 1:] if conn.prefix else key
                 found.append(RemoteFile(paths.normalise(rel), int(item["Size"]),
-                                        item["LastModified"].timestamp(),
-                                        f"etag:{str(item['ETag']).strip(chr(34))}"))
+                                        item["LastModified"].timestamp(), _etag(item["ETag"])))
         return found
 
     @hookimpl

@@ -89,15 +89,18 @@ def test_resumed_multipart_sends_only_the_missing_parts(moto_s3: Any, s3_bucket:
 
 @pytest.mark.parametrize("size", [1000, 2 * MIN_PART + 17])
 def test_objects_carry_s3_sha256_checksums(moto_s3: Any, s3_bucket: str, size: int) -> None:
-    # S3 checks every part's SHA-256 on arrival and keeps the object's; put
-    # reports it. (It also makes moto complete multipart uploads 2-3x faster.)
+    # S3 checks every part's SHA-256 on arrival and keeps the object's. (It
+    # also makes moto complete multipart uploads 2-3x faster.) put reports
+    # the ETag, which listings show too: the journal keeps it, and a listing
+    # with another one means the object was replaced.
     endpoint = s3_endpoint(moto_s3, s3_bucket)
     with Transport.for_endpoint(endpoint).connect(endpoint) as session:
         placed = session.put("sum.ofi", BytesSource(random_bytes(size, seed=4)))
+        (listed,) = session.list()
     head = moto_s3.client().head_object(Bucket=s3_bucket, Key="backups/nightly/sum.ofi",
                                         ChecksumMode="ENABLED")
     assert head.get("ChecksumSHA256")
-    assert placed.checksum == f"sha256:{head['ChecksumSHA256']}"
+    assert placed.checksum == f"etag:{head['ETag'].strip(chr(34))}" == listed.checksum
 
 
 def test_checksum_option(moto_s3: Any, s3_bucket: str) -> None:
@@ -350,6 +353,17 @@ region = "{moto_s3.region}"
     vol.image(dest, compression="none")
     run("run")
     restored = tmp_path / "restored.raw"
+    run("restore", "nightly", "cloud", "vol-b001-i004.ofi", str(restored))
+    assert restored.read_bytes() == vol.states[4]
+
+    # Someone overwrites the full at the target with other bytes of its size:
+    # the ETag the journal kept no longer matches, so the next run puts it again.
+    client, full = moto_s3.client(), "offsite/vol-b001.ofi"
+    size = client.head_object(Bucket=s3_bucket, Key=full)["ContentLength"]
+    client.put_object(Bucket=s3_bucket, Key=full, Body=bytes(size))
+    events = [json.loads(line) for line in run("run", "--json").stdout.splitlines()]
+    assert [e["remote"] for e in events if e.get("event") == "upload-done"] == ["vol-b001.ofi"]
+    restored.unlink()
     run("restore", "nightly", "cloud", "vol-b001-i004.ofi", str(restored))
     assert restored.read_bytes() == vol.states[4]
 
