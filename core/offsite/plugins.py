@@ -7,6 +7,11 @@ the core's hook wrappers and exactly that one transport, then runs
 ``check_pending()``, so a misspelled hook or a wrong signature is refused
 when the plugin loads, with the plugin's distribution named.
 
+:func:`discover_for` loads what a configuration's targets use and checks
+their ``[job.target.options]`` against the keys each plugin declares with
+its ``options`` hook, so a misspelt option stops the configuration, not an
+upload (:func:`check_options`).
+
 Nothing here is fatal to the others: a plugin that fails to import, fails
 validation, claims an invalid or an already-claimed scheme, or is switched off
 with ``OFFSITE_DISABLED_PLUGINS`` (comma-separated schemes or distribution
