@@ -188,6 +188,22 @@ class _Empty:
         pass
 
 
+def _timeout(options: Mapping[str, Any]) -> float:
+    """The ``connect_timeout`` option, in seconds.
+
+    :raises Fatal: not a positive number.
+    """
+    value = options.get("connect_timeout", 15)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if not seconds > 0:
+        raise Fatal(f"connect_timeout must be a positive number of seconds, not {value!r}",
+                    fix="set the target option connect_timeout to e.g. 15")
+    return seconds
+
+
 def _ca_file(options: Mapping[str, Any]) -> str | None:
     """The ``ca_file`` option, ``~`` expanded (None: botocore's default trust)."""
     value = options.get("ca_file")
@@ -234,7 +250,7 @@ class S3Transport:
                     "aws_secret_access_key": creds.get("secret_access_key")}
         # None stored: the AWS credential chain (of ``core``'s profile).
         session = boto3.session.Session(botocore_session=core, **keys)
-        timeout = float(options.get("connect_timeout", 15))
+        timeout = _timeout(options)
         config = Config(
             region_name=region, connect_timeout=timeout, read_timeout=max(timeout, 60),
             retries={"max_attempts": 2, "mode": "standard"},  # offsite retries too
@@ -274,7 +290,7 @@ class S3Transport:
         core = botocore.session.Session(profile=endpoint.options.get("profile") or None)
         # The steps open their own connection (boto3 makes its own for the
         # requests) to say which one failed: DNS, TCP, or the certificate.
-        sock = open_tcp(steps, host, port, timeout=10)
+        sock = open_tcp(steps, host, port, timeout=_timeout(endpoint.options))
         if parts.scheme == "https":
             sock = start_tls(steps, sock, host, ca_file=_trusted(endpoint.options, core))
         sock.close()

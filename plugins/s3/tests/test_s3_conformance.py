@@ -384,3 +384,11 @@ def test_storage_class_and_encryption_reach_the_object(moto_s3: Any, s3_bucket: 
     assert head.get("StorageClass") == "STANDARD_IA"
     assert head.get("ServerSideEncryption") == "aws:kms"
     assert key_id in head.get("SSEKMSKeyId", "")
+
+
+def test_a_connect_timeout_that_is_no_number_is_named(moto_s3: Any) -> None:
+    from offsite.errors import Fatal
+
+    endpoint = s3_endpoint(moto_s3, "any-bucket", connect_timeout="soon")
+    with pytest.raises(Fatal, match="connect_timeout must be a positive number"):
+        Transport.for_endpoint(endpoint).connect(endpoint)
