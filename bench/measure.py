@@ -214,12 +214,15 @@ def job_rounds(steps: list[Step], runs: int, *, clear: Callable[[], None],
 
 def job_report(results: dict[str, list[Row]], sent: dict[str, tuple[int, list[str]]],
                expected: tuple[int, list[str]], *, runs: int, where: str, rclone: str,
-               time_goal: float, bytes_goal: float) -> tuple[float, float, int]:
+               time_goal: float, bytes_goal: float, waits: list[float],
+               ) -> tuple[float, float, int]:
     """Print the job comparison; return (time ratio, bytes ratio, offsite's peak RSS).
 
     rclone copies every file the target lacks, so what it added must be
     ``expected`` (the destination, less what the target held); anything
-    else means the comparison is not fair.
+    else means the comparison is not fair. ``waits``: per timed offsite run,
+    the seconds it waited for the target to finish its uploads
+    (:meth:`OffsiteJob.run`).
     """
     dest_bytes, dest_files = expected
     if sent["rclone"] != expected:
@@ -232,6 +235,10 @@ def job_report(results: dict[str, list[Row]], sent: dict[str, tuple[int, list[st
     bytes_ratio = sent["offsite"][0] / dest_bytes
     rss = max(r for _, r in results["offsite"])
     print(f"  time ratio offsite/rclone:  {time_ratio:.2f}  (goal <= {time_goal})")
+    wait = statistics.median(waits)
+    print(f"    offsite waited {wait:.2f} s (median) for the target to finish its uploads"
+          f" (last byte sent → upload done);"
+          f" without that wait: {(med['offsite'] - wait) / med['rclone']:.2f}")
     print(f"  bytes sent offsite: {sent['offsite'][0] / MiB:8.1f} MiB"
           f"  ({', '.join(sent['offsite'][1])})")
     print(f"  bytes sent rclone:  {dest_bytes / MiB:8.1f} MiB  ({', '.join(dest_files)})")
@@ -240,11 +247,11 @@ def job_report(results: dict[str, list[Row]], sent: dict[str, tuple[int, list[st
     return time_ratio, bytes_ratio, rss
 
 
-def compare_jobs(dest: Path, steps: list[Step], runs: int, *, clear: Callable[[], None],
-                 at_target: Callable[[], tuple[int, list[str]]], rclone: str,
-                 time_goal: float, bytes_goal: float,
+def compare_jobs(job: OffsiteJob, rclone_step: Callable[[], Row], runs: int, *,
+                 clear: Callable[[], None], at_target: Callable[[], tuple[int, list[str]]],
+                 rclone: str, time_goal: float, bytes_goal: float,
                  ) -> dict[str, tuple[float, float, int]]:
-    """Both job scenarios (:data:`SCENARIOS`) for ``steps`` = [offsite, rclone].
+    """Both job scenarios (:data:`SCENARIOS`): ``job.run`` against ``rclone_step``.
 
     ``clear`` empties the target and offsite's journal. For "pending", each
     tool first replicates the destination as it was before its incrementals
@@ -252,7 +259,10 @@ def compare_jobs(dest: Path, steps: list[Step], runs: int, *, clear: Callable[[]
 
     :returns: per scenario (time ratio, bytes ratio, offsite's peak RSS).
     """
-    def earlier(step: Callable[[], Row]) -> Callable[[], None]:
+    dest = job.dest
+    steps: list[Step] = [("offsite", job.run), ("rclone", rclone_step)]
+
+    def earlier(step: Callable[[], object]) -> Callable[[], None]:
         def seed() -> None:
             with incrementals_held(dest):
                 step()
@@ -262,8 +272,9 @@ def compare_jobs(dest: Path, steps: list[Step], runs: int, *, clear: Callable[[]
     for scenario, where in SCENARIOS.items():
         prepare = None
         expected = tree_bytes(dest)
+        job.waits.clear()
         if scenario == "pending":
-            prepare = {name: earlier(step) for name, step in steps}
+            prepare = {"offsite": earlier(job.seed), "rclone": earlier(rclone_step)}
             with incrementals_held(dest):
                 held = tree_bytes(dest)
             expected = (expected[0] - held[0], sorted(set(expected[1]) - set(held[1])))
@@ -271,7 +282,7 @@ def compare_jobs(dest: Path, steps: list[Step], runs: int, *, clear: Callable[[]
                                    prepare=prepare)
         ratios[scenario] = job_report(results, sent, expected, runs=runs, where=where,
                                       rclone=rclone, time_goal=time_goal,
-                                      bytes_goal=bytes_goal)
+                                      bytes_goal=bytes_goal, waits=job.waits)
     return ratios
 
 
@@ -332,6 +343,7 @@ class OffsiteJob:
         self.cfgdir.mkdir(mode=0o700)
         self.cfg = self.cfgdir / "offsite.toml"
         self.log = self.work / "cmd.log"
+        self.waits: list[float] = []  # see run()
         # json.dumps gives valid TOML basic strings for these values.
         opts = "".join(f"  {key} = {json.dumps(value)}\n" for key, value in options.items())
         self.cfg.write_text(
@@ -346,8 +358,28 @@ class OffsiteJob:
         print(f"  {self.log.read_text().strip()}")
 
     def run(self) -> Row:
-        """One ``offsite run``, timed."""
-        return run([OFFSITE, "--config", str(self.cfg), "run"], log=self.log)
+        """One ``offsite run``, timed; adds to :attr:`waits` what it waited for
+        the target to finish its uploads: per upload, from its last byte's
+        progress event to its done event (``run --json``), which is the
+        server's part (an S3 store assembling a multipart object, an SFTP
+        server's fsync and rename) and the plugin's final look at the file."""
+        row = self.seed()
+        last: dict[str, float] = {}
+        wait = 0.0
+        for line in self.log.read_text().splitlines():
+            if not line.startswith("{"):
+                continue
+            event = json.loads(line)
+            if event["event"] == "bytes-progressed" and event["done"] == event["size"]:
+                last[event["remote"]] = event["time"]
+            elif event["event"] == "upload-done":
+                wait += event["time"] - last.pop(event["remote"])
+        self.waits.append(wait)
+        return row
+
+    def seed(self) -> Row:
+        """One ``offsite run`` (with ``--json`` events, in :attr:`log`), untimed."""
+        return run([OFFSITE, "--config", str(self.cfg), "run", "--json"], log=self.log)
 
     def forget(self) -> None:
         """Delete the journal: the next run knows nothing of earlier ones."""

@@ -178,7 +178,7 @@ def job(sshd: SshdInfo, work: Path, volume: int, runs: int,
         empty(target)
         job.forget()
 
-    return compare_jobs(job.dest, [("offsite", job.run), ("rclone", rclone_copy)], runs,
+    return compare_jobs(job, rclone_copy, runs,
                         clear=clear, at_target=lambda: tree_bytes(target),
                         rclone="rclone copy", time_goal=TIME_GOAL, bytes_goal=BYTES_GOAL)
 
