@@ -73,15 +73,23 @@ for _name in ("botocore", "boto3", "s3transfer", "urllib3"):
 DEFAULT_REGION = "us-east-1"
 #: Files up to this size go up in one request (held in memory: keep it small).
 SINGLE_PUT_MAX = 8 << 20
-#: S3's limits: parts of at least 5 MiB (but the last), at most 10,000 parts.
+#: S3's limits: parts of 5 MiB (but the last) to 5 GiB, at most 10,000 parts,
+#: so an object of at most 48.8 TiB.
 MIN_PART = 5 << 20
+MAX_PART = 5 << 30
 MAX_PARTS = 10_000
 #: Large uploads use bigger parts (fewer requests); small ones keep 5 MiB so
 #: a resume loses little.
 LARGE_PART = 8 << 20
 LARGE_UPLOAD = 64 << 20
-#: Parts uploaded at once. Memory is about (PARALLEL_PARTS + 1) parts.
+#: Parts uploaded at once (at most): every part is held in memory while it
+#: goes, so they are also bounded by PART_MEMORY.
 PARALLEL_PARTS = 4
+#: The bytes of parts held at once, the one being read included. Parts grow
+#: with the file (size / 10,000 past 80 GiB): a 1 TiB image has 105 MiB
+#: parts, and four of them in flight would hold 420 MiB. Past PART_MEMORY,
+#: one part goes while the next is read, which still keeps a link busy.
+PART_MEMORY = 64 << 20
 #: S3's additional checksum for every part and object (the ``checksum`` option).
 DEFAULT_CHECKSUM = "SHA256"
 CHECKSUMS = ("SHA256", "SHA1", "CRC32", "CRC32C", "CRC64NVME")
@@ -100,6 +108,13 @@ def part_size(size: int) -> int:
     need = math.ceil(size / MAX_PARTS)
     floor = LARGE_PART if size >= LARGE_UPLOAD else MIN_PART
     return max(floor, math.ceil(need / (1 << 20)) * (1 << 20))
+
+
+def parts_at_once(step: int) -> int:
+    """How many parts of ``step`` bytes a put holds at once (in flight, and
+    the one being read): PARALLEL_PARTS, fewer if that would take more than
+    PART_MEMORY, but at least 2."""
+    return max(2, min(PARALLEL_PARTS, PART_MEMORY // step))
 
 
 @attrs.frozen
@@ -414,6 +429,11 @@ class S3Transport:
         client, bucket = conn.client, conn.bucket
         size = transfer.size
         step = part_size(size)
+        if step > MAX_PART:  # before anything moves: S3 would refuse it at the end
+            raise Fatal(f"{size} bytes is more than one S3 object can hold (10,000 parts of "
+                        "5 GiB: 48.8 TiB)", fix="replicate this job to a target of another "
+                        "kind, or back the volume up in smaller pieces")
+        held = parts_at_once(step)
         done: dict[int, dict[str, Any]] = {}  # part number -> its entry for Complete
         checksum = conn.checksum
         field = f"Checksum{checksum}" if checksum else ""
@@ -453,7 +473,7 @@ class S3Transport:
 
         # Parts are read in order from the one source stream and sent by a few
         # threads at once (boto3 releases the GIL on the network); at most
-        # PARALLEL_PARTS are in flight, so memory stays bounded.
+        # ``held`` are in memory (see parts_at_once), so memory stays bounded.
         in_flight: collections.deque[Future[tuple[int, dict[str, Any], int]]] = \
             collections.deque()
 
@@ -465,12 +485,12 @@ class S3Transport:
                 sent += length
                 transfer.progress(sent)
 
-        with transfer.open(offset) as reader, ThreadPoolExecutor(PARALLEL_PARTS) as pool:
+        with transfer.open(offset) as reader, ThreadPoolExecutor(held) as pool:
             try:
                 for number in range(first, count + 1):
                     data = _read_exactly(reader, min(step, size - (number - 1) * step))
                     in_flight.append(pool.submit(upload, number, data))
-                    settle(PARALLEL_PARTS - 1)
+                    settle(held - 1)  # room for the next part to be read
                 settle(0)
             except BaseException:
                 for future in in_flight:
@@ -557,4 +577,4 @@ class S3Transport:
 #: The object the ``s3`` entry point names.
 plugin = S3Transport()
 
-__all__ = ["S3Connection", "S3Transport", "part_size", "plugin"]
+__all__ = ["S3Connection", "S3Transport", "part_size", "parts_at_once", "plugin"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import json
 import logging
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +15,28 @@ import boto3
 import pytest
 from click.testing import CliRunner
 
+import offsite_s3
 from offsite.cli import cli
-from offsite.errors import AuthError, NotFound, SourceError, TLSFailed
+from offsite.errors import AuthError, Fatal, NotFound, SourceError, TLSFailed
 from offsite.session import Transport
 from offsite.testing import conformance
 from offsite.testing.images import Volume
-from offsite.testing.sources import FailingSource, RecordingSource, random_bytes
+from offsite.testing.sources import (
+    FailingSource,
+    GeneratedSource,
+    RecordingSource,
+    random_bytes,
+)
 from offsite.transport import BytesSource, Endpoint
-from offsite_s3 import LARGE_PART, MAX_PARTS, MIN_PART, PARALLEL_PARTS, part_size
+from offsite_s3 import (
+    LARGE_PART,
+    MAX_PARTS,
+    MIN_PART,
+    PARALLEL_PARTS,
+    PART_MEMORY,
+    part_size,
+    parts_at_once,
+)
 
 MiB = 1 << 20
 
@@ -64,6 +81,62 @@ def test_part_size_never_exceeds_10000_parts() -> None:
         assert -(-size // step) <= MAX_PARTS
 
 
+def test_parts_held_at_once_stay_within_part_memory() -> None:
+    assert parts_at_once(part_size(1 << 30)) == PARALLEL_PARTS  # 8 MiB parts: all at once
+    for size in (100 << 30, 1 << 40, 4 << 40, 48 << 40):
+        step = part_size(size)
+        held = parts_at_once(step)
+        assert 2 <= held <= PARALLEL_PARTS
+        assert held * step <= max(PART_MEMORY, 2 * step), (size, step, held)
+
+
+def test_large_parts_are_held_fewer_at_a_time(moto_s3: Any, s3_bucket: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # A 1 TiB image's 105 MiB parts, scaled down: 16 MiB parts of a 64 MiB
+    # file against 32 MiB of part memory, so one part goes while the next is
+    # read. Four in flight would peak at about 90 MiB.
+    monkeypatch.setattr(offsite_s3, "MAX_PARTS", 4)
+    monkeypatch.setattr(offsite_s3, "PART_MEMORY", 32 * MiB)
+    source = GeneratedSource(64 * MiB, seed=3)
+    endpoint = s3_endpoint(moto_s3, s3_bucket)
+    with Transport.for_endpoint(endpoint).connect(endpoint) as session:
+        gc.collect()
+        tracemalloc.start()
+        try:
+            session.put("large-parts.ofi", source)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        digest = hashlib.sha256()
+        with session.get("large-parts.ofi") as f:
+            while chunk := f.read(MiB):
+                digest.update(chunk)
+    parts = moto_s3.client().head_object(Bucket=s3_bucket, PartNumber=1,
+                                         Key="backups/nightly/large-parts.ofi")
+    assert parts["PartsCount"] == 4 and parts["ContentLength"] == 16 * MiB
+    assert digest.hexdigest() == source.sha256()
+    assert peak < 3 * 16 * MiB, f"put peaked at {peak / MiB:.1f} MiB"
+
+
+class _Huge:
+    """A source announcing more than one S3 object can hold; never read."""
+
+    size = 10_000 * (5 << 30) + 1
+
+    def open(self, offset: int = 0) -> Any:
+        raise AssertionError("read")
+
+
+def test_a_file_too_large_for_s3_is_refused_before_anything_moves(moto_s3: Any,
+                                                                  s3_bucket: str) -> None:
+    endpoint = s3_endpoint(moto_s3, s3_bucket)
+    with (Transport.for_endpoint(endpoint).connect(endpoint) as session,
+          pytest.raises(Fatal, match=r"48\.8 TiB") as caught):
+        session.put("huge.ofi", _Huge())
+    assert "another kind" in str(caught.value.fix)
+    assert "Uploads" not in moto_s3.client().list_multipart_uploads(Bucket=s3_bucket)
+
+
 def test_resumed_multipart_sends_only_the_missing_parts(moto_s3: Any, s3_bucket: str) -> None:
     endpoint = s3_endpoint(moto_s3, s3_bucket)
     data = random_bytes(4 * MIN_PART + 123, seed=9)
@@ -104,8 +177,6 @@ def test_objects_carry_s3_sha256_checksums(moto_s3: Any, s3_bucket: str, size: i
 
 
 def test_checksum_option(moto_s3: Any, s3_bucket: str) -> None:
-    from offsite.errors import Fatal
-
     plain = s3_endpoint(moto_s3, s3_bucket, checksum="none")
     with Transport.for_endpoint(plain).connect(plain) as session:
         assert session.put("p.ofi", BytesSource(b"x" * 10)).checksum.startswith("etag:")
@@ -147,8 +218,6 @@ def test_a_body_is_hashed_for_its_checksum_or_its_signature(moto_s3: Any, s3_buc
 
 def test_store_without_checksums_says_how_to_turn_them_off(no_checksum_s3: Any,
                                                            moto_s3: Any) -> None:
-    from offsite.errors import Fatal
-
     endpoint = Endpoint.from_url(
         "s3://nochecksums/folder", options={"endpoint_url": no_checksum_s3.endpoint_url,
                                             "region": "us-east-1"},
@@ -387,8 +456,6 @@ def test_storage_class_and_encryption_reach_the_object(moto_s3: Any, s3_bucket: 
 
 
 def test_a_connect_timeout_that_is_no_number_is_named(moto_s3: Any) -> None:
-    from offsite.errors import Fatal
-
     endpoint = s3_endpoint(moto_s3, "any-bucket", connect_timeout="soon")
     with pytest.raises(Fatal, match="connect_timeout must be a positive number"):
         Transport.for_endpoint(endpoint).connect(endpoint)
