@@ -87,8 +87,9 @@ LARGE_UPLOAD = 64 << 20
 PARALLEL_PARTS = 4
 #: The bytes of parts held at once, the one being read included. Parts grow
 #: with the file (size / 10,000 past 80 GiB): a 1 TiB image has 105 MiB
-#: parts, and four of them in flight would hold 420 MiB. Past PART_MEMORY,
-#: one part goes while the next is read, which still keeps a link busy.
+#: parts, and four of them in flight would hold 420 MiB. Past PART_MEMORY
+#: fewer go at once, down to one while the next is read (which still keeps
+#: a link busy: reading a part takes far less time than sending it).
 PART_MEMORY = 64 << 20
 #: S3's additional checksum for every part and object (the ``checksum`` option).
 DEFAULT_CHECKSUM = "SHA256"
@@ -430,9 +431,10 @@ class S3Transport:
         size = transfer.size
         step = part_size(size)
         if step > MAX_PART:  # before anything moves: S3 would refuse it at the end
-            raise Fatal(f"{size} bytes is more than one S3 object can hold (10,000 parts of "
-                        "5 GiB: 48.8 TiB)", fix="replicate this job to a target of another "
-                        "kind, or back the volume up in smaller pieces")
+            raise Fatal(f"{size / (1 << 40):.1f} TiB is more than one S3 object can hold "
+                        "(10,000 parts of 5 GiB: 48.8 TiB)",
+                        fix="replicate this job to a target of another kind, or back the "
+                        "volume up in smaller pieces")
         held = parts_at_once(step)
         done: dict[int, dict[str, Any]] = {}  # part number -> its entry for Complete
         checksum = conn.checksum
