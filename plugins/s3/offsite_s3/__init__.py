@@ -48,6 +48,7 @@ from offsite.errors import (
     Fatal,
     NotFound,
     PermissionDenied,
+    SourceError,
     TargetError,
     TLSFailed,
     Transient,
@@ -87,9 +88,12 @@ LARGE_UPLOAD = 64 << 20
 PARALLEL_PARTS = 4
 #: The bytes of parts held at once, the one being read included. Parts grow
 #: with the file (size / 10,000 past 80 GiB): a 1 TiB image has 105 MiB
-#: parts, and four of them in flight would hold 420 MiB. Past PART_MEMORY
-#: fewer go at once, down to one while the next is read (which still keeps
-#: a link busy: reading a part takes far less time than sending it).
+#: parts, and four of them in flight would hold 420 MiB. Parts larger than
+#: PART_MEMORY / PARALLEL_PARTS are therefore not held at all where that
+#: can be done (HTTPS with a checksum: see _PartStream): each streams from
+#: the source as it goes, one at a time. Elsewhere fewer go at once, down to
+#: one while the next is read (which still keeps a link busy: reading a part
+#: takes far less time than sending it).
 PART_MEMORY = 64 << 20
 #: S3's additional checksum for every part and object (the ``checksum`` option).
 DEFAULT_CHECKSUM = "SHA256"
@@ -132,6 +136,14 @@ class S3Connection:
     def checksum(self) -> str | None:
         """The S3 checksum algorithm for uploads, or None (the ``checksum`` option)."""
         return _checksum(self.endpoint.options)
+
+    @property
+    def streams_parts(self) -> bool:
+        """Whether a part can go straight from the source, read once: over
+        HTTPS botocore sends a part's checksum in a trailer, after the body,
+        and leaves the body unsigned. Over plain HTTP the checksum header (or,
+        without one, the signature) needs the body hashed before it is sent."""
+        return bool(self.checksum) and str(self.client.meta.endpoint_url).startswith("https:")
 
     def key(self, path: str) -> str:
         """The object key of ``path`` (``""``: the folder itself)."""
@@ -194,6 +206,41 @@ def _part_entry(answer: Any, field: str) -> dict[str, Any]:
     if field and answer.get(field):
         entry[field] = str(answer[field])
     return entry
+
+
+class _PartStream:
+    """One part of a multipart upload as a request body that reads straight
+    from the upload's source stream: nothing of it is held but what botocore
+    and the source's read-ahead buffer. It can be read once only, so a retry
+    by botocore (which rewinds the body) fails; the put fails Transient then,
+    and the next attempt resumes after the parts that arrived."""
+
+    def __init__(self, reader: SourceReader, length: int) -> None:
+        self._reader, self._left, self._length = reader, length, length
+        #: What the source raised, if it did: botocore sees only a failed
+        #: request (and retries it), so the put re-raises this instead.
+        self.error: SourceError | None = None
+
+    def __len__(self) -> int:  # botocore's Content-Length (S3's decoded length)
+        return self._length
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        try:
+            data = self._reader.read(want) if want else b""
+        except SourceError as exc:
+            self.error = exc
+            raise
+        self._left -= len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if offset != 0 or whence != 0 or self._left != self._length:
+            raise OSError("a part read from the source cannot be sent again")
+        return 0
+
+    def tell(self) -> int:
+        return self._length - self._left
 
 
 class _Empty:
@@ -435,7 +482,8 @@ class S3Transport:
                         "(10,000 parts of 5 GiB: 48.8 TiB)",
                         fix="replicate this job to a target of another kind, or back the "
                         "volume up in smaller pieces")
-        held = parts_at_once(step)
+        streamed = conn.streams_parts and step * PARALLEL_PARTS > PART_MEMORY
+        held = 1 if streamed else parts_at_once(step)
         done: dict[int, dict[str, Any]] = {}  # part number -> its entry for Complete
         checksum = conn.checksum
         field = f"Checksum{checksum}" if checksum else ""
@@ -468,9 +516,21 @@ class S3Transport:
         sent = offset
         transfer.progress(sent)
 
-        def upload(number: int, data: bytearray) -> tuple[int, dict[str, Any], int]:
-            answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
-                                        PartNumber=number, Body=data, **part_args)
+        def upload(number: int, data: bytearray | _PartStream) -> tuple[int, dict[str, Any], int]:
+            try:
+                answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
+                                            PartNumber=number, Body=data,
+                                            ContentLength=len(data), **part_args)
+            except Exception as exc:
+                if isinstance(data, _PartStream):
+                    if data.error is not None:
+                        raise data.error from None  # the source failed, not the target
+                    if isinstance(exc, botocore.exceptions.UnseekableStreamError):
+                        # botocore's retry after a failure mid-part: the next
+                        # attempt resumes after the parts that arrived.
+                        raise Transient(f"the connection failed while part {number} was "
+                                        "being sent") from None
+                raise
             return number, _part_entry({**answer, "PartNumber": number}, field), len(data)
 
         # Parts are read in order from the one source stream and sent by a few
@@ -490,7 +550,13 @@ class S3Transport:
         with transfer.open(offset) as reader, ThreadPoolExecutor(held) as pool:
             try:
                 for number in range(first, count + 1):
-                    data = _read_exactly(reader, min(step, size - (number - 1) * step))
+                    length = min(step, size - (number - 1) * step)
+                    if streamed:  # one at a time, in this thread: the source is one stream
+                        done[number] = upload(number, _PartStream(reader, length))[1]
+                        sent += length
+                        transfer.progress(sent)
+                        continue
+                    data = _read_exactly(reader, length)
                     in_flight.append(pool.submit(upload, number, data))
                     settle(held - 1)  # room for the next part to be read
                 settle(0)

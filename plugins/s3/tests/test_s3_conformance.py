@@ -118,6 +118,65 @@ def test_large_parts_are_held_fewer_at_a_time(moto_s3: Any, s3_bucket: str,
     assert peak < 3 * 16 * MiB, f"put peaked at {peak / MiB:.1f} MiB"
 
 
+def _trusted(info: Any) -> Endpoint:
+    endpoint = s3_endpoint(info, info.bucket)
+    return attrs.evolve(endpoint, options={**endpoint.options, "ca_file": str(info.ca_file)})
+
+
+def test_large_parts_over_https_stream_from_the_source(moto_s3_tls: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # 20 MiB parts (an 80 MiB file in at most 4 parts) are more than four fit
+    # in PART_MEMORY: over HTTPS each goes straight from the source, nothing
+    # of it held (measured: 10 MiB; buffered, three at once: 132 MiB).
+    monkeypatch.setattr(offsite_s3, "MAX_PARTS", 4)
+    source = GeneratedSource(80 * MiB, seed=5)
+    endpoint = _trusted(moto_s3_tls)
+    with Transport.for_endpoint(endpoint).connect(endpoint) as session:
+        gc.collect()
+        tracemalloc.start()
+        try:
+            session.put("streamed.ofi", source)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        digest = hashlib.sha256()
+        with session.get("streamed.ofi") as f:
+            while chunk := f.read(MiB):
+                digest.update(chunk)
+    client, key = moto_s3_tls.client(), "backups/nightly/streamed.ofi"
+    part = client.head_object(Bucket=moto_s3_tls.bucket, Key=key, PartNumber=1)
+    assert part["PartsCount"] == 4 and part["ContentLength"] == 20 * MiB
+    whole = client.head_object(Bucket=moto_s3_tls.bucket, Key=key, ChecksumMode="ENABLED")
+    assert whole.get("ChecksumSHA256"), "the parts carried their SHA-256"
+    assert digest.hexdigest() == source.sha256()
+    assert peak < 16 * MiB, f"put peaked at {peak / MiB:.1f} MiB"
+
+
+def test_a_streamed_upload_resumes_after_the_parts_that_arrived(
+        moto_s3_tls: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(offsite_s3, "MAX_PARTS", 3)
+    step = 17 * MiB  # 3 parts of a 17 * 3 MiB file: streamed
+    data = random_bytes(3 * step, seed=8)
+    endpoint = _trusted(moto_s3_tls)
+    tokens: list[dict[str, Any]] = []
+    with Transport.for_endpoint(endpoint).connect(endpoint) as session:
+        with pytest.raises(SourceError):  # the source dies inside part 2
+            session.put("resumed.ofi", FailingSource(data, step + 1000),
+                        on_token=lambda t: tokens.append(dict(t)))
+        client = moto_s3_tls.client()
+        key = "backups/nightly/resumed.ofi"
+        (upload,) = client.list_multipart_uploads(Bucket=moto_s3_tls.bucket,
+                                                  Prefix=key)["Uploads"]
+        parts = client.list_parts(Bucket=moto_s3_tls.bucket, Key=key,
+                                  UploadId=upload["UploadId"])
+        assert [p["PartNumber"] for p in parts["Parts"]] == [1]
+        again = RecordingSource(data)
+        session.put("resumed.ofi", again, resume=tokens[-1])
+        assert again.offsets == [step], "only parts 2 and 3 are sent"
+        with session.get("resumed.ofi") as f:
+            assert f.read() == data
+
+
 class _Huge:
     """A source announcing more than one S3 object can hold; never read."""
 
