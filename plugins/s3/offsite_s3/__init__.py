@@ -140,11 +140,12 @@ class S3Connection:
         return _checksum(self.endpoint.options)
 
     @property
-    def streams_parts(self) -> bool:
-        """Whether a part can go straight from the source, read once: over
-        HTTPS botocore sends a part's checksum in a trailer, after the body,
-        and leaves the body unsigned. Over plain HTTP the checksum header (or,
-        without one, the signature) needs the body hashed before it is sent."""
+    def trailing_checksums(self) -> bool:
+        """Whether botocore sends the checksum in a trailer, after the body
+        (HTTPS with a checksum; the body goes unsigned), and so reads a body
+        once, as a stream: a part can then go straight from the source. Over
+        plain HTTP the checksum header (or, without one, the signature) needs
+        the body hashed before it is sent."""
         return bool(self.checksum) and str(self.client.meta.endpoint_url).startswith("https:")
 
     def key(self, path: str) -> str:
@@ -243,6 +244,33 @@ class _PartStream:
 
     def tell(self) -> int:
         return self._length - self._left
+
+
+class _HeldPart:
+    """A part read whole, as a request body that botocore reads as a stream.
+    For a checksum in a trailer botocore first copies a bytes-like body into
+    a BytesIO, which would hold every part in flight twice."""
+
+    def __init__(self, data: bytearray) -> None:
+        self._view, self._at = memoryview(data), 0
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        end = len(self._view) if size is None or size < 0 else min(self._at + size,
+                                                                   len(self._view))
+        data = bytes(self._view[self._at:end])
+        self._at = end
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:  # botocore rewinds for a retry
+        base = (0, self._at, len(self._view))[whence]
+        self._at = max(0, min(base + offset, len(self._view)))
+        return self._at
+
+    def tell(self) -> int:
+        return self._at
 
 
 class _Empty:
@@ -484,7 +512,7 @@ class S3Transport:
                         "(10,000 parts of 5 GiB: 48.8 TiB)",
                         fix="replicate this job to a target of another kind, or back the "
                         "volume up in smaller pieces")
-        streamed = conn.streams_parts and step * PARALLEL_PARTS > PART_MEMORY
+        streamed = conn.trailing_checksums and step * PARALLEL_PARTS > PART_MEMORY
         held = 1 if streamed else parts_at_once(step)
         done: dict[int, dict[str, Any]] = {}  # part number -> its entry for Complete
         checksum = conn.checksum
@@ -518,7 +546,8 @@ class S3Transport:
         sent = offset
         transfer.progress(sent)
 
-        def upload(number: int, data: bytearray | _PartStream) -> tuple[int, dict[str, Any], int]:
+        def upload(number: int, data: bytearray | _HeldPart | _PartStream,
+                   ) -> tuple[int, dict[str, Any], int]:
             try:
                 answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
                                             PartNumber=number, Body=data,
@@ -559,7 +588,8 @@ class S3Transport:
                         transfer.progress(sent)
                         continue
                     data = _read_exactly(reader, length)
-                    in_flight.append(pool.submit(upload, number, data))
+                    body = _HeldPart(data) if conn.trailing_checksums else data
+                    in_flight.append(pool.submit(upload, number, body))
                     settle(held - 1)  # room for the next part to be read
                 settle(0)
             except BaseException:

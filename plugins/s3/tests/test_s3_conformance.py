@@ -145,6 +145,14 @@ def test_large_parts_over_https_stream_from_the_source(moto_s3_tls: Any,
     assert peak < 16 * MiB, f"put peaked at {peak / MiB:.1f} MiB"
 
 
+def test_parts_over_https_are_held_once(moto_s3_tls: Any) -> None:
+    # With the checksum in a trailer botocore copies a bytes-like body into a
+    # BytesIO first: four 8 MiB parts in flight would be held twice (70 MiB).
+    peak = _put_measuring_heap(_trusted(moto_s3_tls), "held.ofi",
+                               GeneratedSource(64 * MiB, seed=6))
+    assert peak < (PARALLEL_PARTS + 2) * LARGE_PART, f"put peaked at {peak / MiB:.1f} MiB"
+
+
 def test_a_streamed_upload_resumes_after_the_parts_that_arrived(
         moto_s3_tls: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(offsite_s3, "MAX_PARTS", 3)
