@@ -286,9 +286,13 @@ def compare_jobs(job: OffsiteJob, rclone_step: Callable[[], Row], runs: int, *,
     return ratios
 
 
-def arguments(doc: str) -> argparse.Namespace:
-    """The options every rclone benchmark takes; exits if rclone is missing."""
+def arguments(doc: str, *, tls: bool = False) -> argparse.Namespace:
+    """The options every rclone benchmark takes (and ``--tls`` if asked);
+    exits if rclone is missing."""
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    if tls:
+        parser.add_argument("--tls", action="store_true",
+                            help="everything over HTTPS, with a throw-away CA")
     parser.add_argument("--size", default="1G", type=size, help="throughput file size (1G)")
     parser.add_argument("--volumes", default="256M,1G", type=sizes,
                         help="job volume sizes, comma-separated (256M,1G)")

@@ -1,6 +1,6 @@
 """Benchmark: offsite's S3 plugin against rclone (and boto3), on moto's S3 server on loopback.
 
-    python bench/s3.py [--size 1G] [--volumes 256M,1G] [--runs 5] [--skip-put]
+    python bench/s3.py [--size 1G] [--volumes 256M,1G] [--runs 5] [--skip-put] [--tls]
 
 Needs moto[server], boto3 and rclone: the server comes from
 ``offsite_s3.testserver.run_moto()`` (moto in a child process on a free
@@ -51,6 +51,12 @@ round, reporting medians:
    first replication took 2.3 s on a fresh moto, 1.85 s after), so without
    it the job figures would depend on --skip-put.
 
+With ``--tls`` moto serves HTTPS with a certificate of a throw-away CA
+(``offsite.testing.certs.make_certs``), which every client is given:
+offsite's ``ca_file`` option, rclone's ``--ca-cert`` (RCLONE_CA_CERT),
+boto3's ``verify``. That is how a real S3 is reached, and it moves S3's
+checksum into a trailer, after the body.
+
 Timings are wall-clock on whatever else the machine is doing, with client
 and server on the same CPUs (and moto, a Python server, is slow and busy
 itself): quote medians.
@@ -90,6 +96,7 @@ from measure import (
 )
 
 CREDENTIALS_ENV = "OFFSITE_BENCH_S3_CREDENTIALS"
+CA_ENV = "OFFSITE_BENCH_S3_CA"  # with --tls: the CA file the uploaders trust
 TARGET = "s3"
 PUT_PREFIX, JOB_PREFIX = "bench", "job"
 # Single PUTs: rclone 1.60's multipart uploads get BadRequest (400) from moto 5.
@@ -115,8 +122,10 @@ def put_main(argv: list[str]) -> None:
     from offsite.transport import Endpoint, FileSource
 
     endpoint_url, region, bucket, file, name = argv
-    endpoint = Endpoint.from_url(f"s3://{bucket}/{PUT_PREFIX}",
-                                 options={"endpoint_url": endpoint_url, "region": region},
+    options = {"endpoint_url": endpoint_url, "region": region}
+    if os.environ.get(CA_ENV):
+        options["ca_file"] = os.environ[CA_ENV]
+    endpoint = Endpoint.from_url(f"s3://{bucket}/{PUT_PREFIX}", options=options,
                                  credentials=_credentials())
     with Transport.for_endpoint(endpoint).connect(endpoint) as session:
         placed = session.put(name, FileSource(file))
@@ -138,7 +147,8 @@ def boto3_main(argv: list[str]) -> None:
     client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region,
                           aws_access_key_id=keys["access_key_id"],
                           aws_secret_access_key=keys["secret_access_key"],
-                          config=Config(s3={"addressing_style": "path"}))
+                          config=Config(s3={"addressing_style": "path"}),
+                          verify=os.environ.get(CA_ENV) or None)
     client.upload_file(file, bucket, key)
 
 
@@ -176,7 +186,8 @@ def throughput(s3: S3Info, bucket: str, work: Path, total: int, runs: int,
     os.sync()
     log = work / "cmd.log"
     keys_env = {CREDENTIALS_ENV: json.dumps({"access_key_id": s3.access_key_id,
-                                             "secret_access_key": s3.secret_access_key})}
+                                             "secret_access_key": s3.secret_access_key}),
+                CA_ENV: s3.ca_file or ""}
     name = payload.name
     key = f"{PUT_PREFIX}/{name}"
     script = str(Path(__file__).resolve())
@@ -246,7 +257,8 @@ def job(s3: S3Info, bucket: str, work: Path, volume: int, runs: int,
     """``offsite run`` against ``rclone copy``: per scenario the (time, bytes)
     ratios and offsite's peak RSS."""
     job = OffsiteJob(work, volume, TARGET, f"s3://{bucket}/{JOB_PREFIX}",
-                     {"endpoint_url": s3.endpoint_url, "region": s3.region},
+                     {"endpoint_url": s3.endpoint_url, "region": s3.region,
+                      **({"ca_file": s3.ca_file} if s3.ca_file else {})},
                      {"access_key_id": s3.access_key_id,
                       "secret_access_key": s3.secret_access_key})
 
@@ -275,8 +287,9 @@ def main() -> None:
     if sys.argv[1:2] == ["_boto3"]:
         boto3_main(sys.argv[2:])
         return
-    args = arguments(__doc__)
+    args = arguments(__doc__, tls=True)
 
+    from offsite.testing.certs import make_certs
     from offsite_s3.testserver import empty_bucket, run_moto
 
     base = Path("/work") if Path("/work").is_dir() else None
@@ -284,7 +297,8 @@ def main() -> None:
     try:
         spool = work / "moto-spool"
         spool.mkdir()
-        with run_moto(tmpdir=spool) as s3:
+        certs = make_certs(work / "tls") if args.tls else None
+        with run_moto(tmpdir=spool, certs=certs) as s3:
             rclone_env = s3.rclone_env()
             assert rclone_env is not None
             bucket = f"offsite-bench-{uuid.uuid4().hex[:12]}"

@@ -141,11 +141,14 @@ class S3Info:
         ``LoadCustomCABundleError ... unsupported transport`` (this machine
         exports one), and an empty value counts as unset for it. The upload
         cutoff of 5G makes rclone use single PUTs: rclone 1.60's multipart
-        uploads get ``BadRequest (400)`` from moto 5.2.
+        uploads get ``BadRequest (400)`` from moto 5.2. Over HTTPS rclone is
+        given the server's CA (``RCLONE_CA_CERT``).
         """
         if shutil.which("rclone") is None:
             return None
+        tls = {"RCLONE_CA_CERT": self.ca_file} if self.ca_file else {}
         return {
+            **tls,
             "RCLONE_CONFIG": "/dev/null",  # in-memory config, never a user's file
             "AWS_CA_BUNDLE": "",
             "RCLONE_S3_PROVIDER": "Other",
