@@ -27,11 +27,14 @@ uploads for the same key are aborted before a fresh one starts.
 
 from __future__ import annotations
 
+import base64
 import collections
+import hashlib
 import logging
 import math
 import os
 import urllib.parse
+import zlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -203,6 +206,24 @@ def _read_exactly(reader: SourceReader, n: int) -> bytearray:
     return buffer
 
 
+def _body_checksum(algorithm: str | None, data: bytes | bytearray) -> dict[str, str]:
+    """S3's checksum of a body held whole, as the parameter that sends it in
+    a header; ``{}`` for an algorithm left to botocore (CRC32C, CRC64NVME).
+
+    Given, it is not computed again, and over HTTPS botocore does not move it
+    into a trailer after the body, for which it copies the body and then
+    re-slices what is left of each 1 MiB chunk for every 16 KiB sent."""
+    if algorithm == "SHA256":
+        digest = hashlib.sha256(data).digest()
+    elif algorithm == "SHA1":
+        digest = hashlib.sha1(data).digest()  # noqa: S324 - S3's algorithm, not ours to pick
+    elif algorithm == "CRC32":
+        digest = zlib.crc32(data).to_bytes(4, "big")
+    else:
+        return {}
+    return {f"Checksum{algorithm}": base64.b64encode(digest).decode("ascii")}
+
+
 def _part_entry(answer: Any, field: str) -> dict[str, Any]:
     """A part as CompleteMultipartUpload lists it: number, ETag, its checksum."""
     entry = {"PartNumber": int(answer["PartNumber"]), "ETag": str(answer["ETag"])}
@@ -244,33 +265,6 @@ class _PartStream:
 
     def tell(self) -> int:
         return self._length - self._left
-
-
-class _HeldPart:
-    """A part read whole, as a request body that botocore reads as a stream.
-    For a checksum in a trailer botocore first copies a bytes-like body into
-    a BytesIO, which would hold every part in flight twice."""
-
-    def __init__(self, data: bytearray) -> None:
-        self._view, self._at = memoryview(data), 0
-
-    def __len__(self) -> int:
-        return len(self._view)
-
-    def read(self, size: int | None = -1, /) -> bytes:
-        end = len(self._view) if size is None or size < 0 else min(self._at + size,
-                                                                   len(self._view))
-        data = bytes(self._view[self._at:end])
-        self._at = end
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:  # botocore rewinds for a retry
-        base = (0, self._at, len(self._view))[whence]
-        self._at = max(0, min(base + offset, len(self._view)))
-        return self._at
-
-    def tell(self) -> int:
-        return self._at
 
 
 class _Empty:
@@ -497,7 +491,7 @@ class S3Transport:
                 data = _read_exactly(reader, transfer.size)
                 transfer.progress(0)
                 conn.client.put_object(Bucket=conn.bucket, Key=key, Body=data,
-                                       **self._extra(conn))
+                                       **self._extra(conn), **_body_checksum(conn.checksum, data))
                 transfer.progress(len(data))
         else:
             self._multipart(conn, key, transfer)
@@ -546,12 +540,12 @@ class S3Transport:
         sent = offset
         transfer.progress(sent)
 
-        def upload(number: int, data: bytearray | _HeldPart | _PartStream,
-                   ) -> tuple[int, dict[str, Any], int]:
+        def upload(number: int, data: bytearray | _PartStream) -> tuple[int, dict[str, Any], int]:
+            given = {} if isinstance(data, _PartStream) else _body_checksum(checksum, data)
             try:
                 answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
                                             PartNumber=number, Body=data,
-                                            ContentLength=len(data), **part_args)
+                                            ContentLength=len(data), **part_args, **given)
             except Exception as exc:
                 if isinstance(data, _PartStream):
                     if data.error is not None:
@@ -588,8 +582,7 @@ class S3Transport:
                         transfer.progress(sent)
                         continue
                     data = _read_exactly(reader, length)
-                    body = _HeldPart(data) if conn.trailing_checksums else data
-                    in_flight.append(pool.submit(upload, number, body))
+                    in_flight.append(pool.submit(upload, number, data))
                     settle(held - 1)  # room for the next part to be read
                 settle(0)
             except BaseException:
