@@ -576,13 +576,11 @@ class S3Transport:
             try:
                 for number in range(first, count + 1):
                     length = min(step, size - (number - 1) * step)
-                    if streamed:  # one at a time, in this thread: the source is one stream
-                        done[number] = upload(number, _PartStream(reader, length))[1]
-                        sent += length
-                        transfer.progress(sent)
-                        continue
-                    data = _read_exactly(reader, length)
-                    in_flight.append(pool.submit(upload, number, data))
+                    # A streamed part reads the source as it goes (held is 1:
+                    # it is done before the next begins); others are read whole.
+                    body = (_PartStream(reader, length) if streamed
+                            else _read_exactly(reader, length))
+                    in_flight.append(pool.submit(upload, number, body))
                     settle(held - 1)  # room for the next part to be read
                 settle(0)
             except BaseException:
