@@ -308,6 +308,10 @@ def test_bwlimit_in_file(tmp_path: Path) -> None:
     (target_text(url="/just/a/path"), "job[0].target[0].url", "no scheme"),
     (target_text(url="ftp://host:99999/x"), "job[0].target[0].url", "invalid port"),
     (target_text(url=""), "job[0].target[0].url", "empty string"),
+    (target_text(url="file:///folder?x=1"), "job[0].target[0].url", "query string"),
+    (target_text(url="file:///folder#frag"), "job[0].target[0].url", "fragment"),
+    (target_text(url="file:///a%00b"), "job[0].target[0].url", "NUL (U+0000)"),
+    (target_text(url="file:///a\\u0007b"), "job[0].target[0].url", "control characters"),
     (target_text('subfolder = "a/../../etc"'), "job[0].target[0].subfolder", "'..'"),
     (target_text('subfolder = "a\\\\b"'), "job[0].target[0].subfolder", "backslash"),
 ])

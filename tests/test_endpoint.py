@@ -27,8 +27,21 @@ def test_password_in_url_is_refused() -> None:
     assert "hunter2" not in str(caught.value)
 
 
-@pytest.mark.parametrize(("url", "why"), [("/just/a/path", "no scheme"),
-                                          ("ftp://host:99999/x", "invalid port")])
+@pytest.mark.parametrize(("url", "why"), [
+    ("/just/a/path", "no scheme"),
+    ("ftp://host:99999/x", "invalid port"),
+    # Each of these used to load and write somewhere else than written down.
+    ("file:///folder?x=1", "query string"),
+    ("file:///folder?", "query string"),
+    ("s3://bucket/folder?versionId=3", "query string"),
+    ("file:///folder#frag", "fragment"),
+    ("file:///folder#", "fragment"),
+    ("file:///fol%00der", "NUL"),
+    ("file:///fol\x00der", "NUL"),
+    ("file:///fol%0Ader", "U\\+000A"),
+    ("sftp://us%1Ber@host/x", "user name"),
+    ("file:///a\tb", "U\\+0009"),
+])
 def test_bad_urls(url: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         Endpoint.from_url(url)
@@ -42,3 +55,8 @@ def test_credentials_not_in_repr_and_frozen() -> None:
     with pytest.raises(TypeError):
         e.credentials["secret_access_key"] = "x"  # type: ignore[index]
     assert e.options["region"] == "eu-central-1"
+
+
+def test_escaped_query_and_fragment_characters_are_folder_names() -> None:
+    e = Endpoint.from_url("file:///srv/what%3F/%23one")
+    assert e.path == "/srv/what?/#one"

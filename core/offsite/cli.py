@@ -31,10 +31,33 @@ EXIT_TARGET_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BAD_DATA = 3
 EXIT_CHECK_FAILED = 4
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a bug in offsite or a plugin
 EXIT_INTERRUPTED = 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Offsite(click.Group):
+    """The command group; an exception nothing expected ends here, as one line.
+
+    Every failure offsite knows of is an :class:`OffsiteError` and is mapped
+    to its exit code by the command. Anything else is a bug: the operator
+    gets one line saying so, where the full report was written, and exit
+    code 70; the traceback itself only with ``-v``.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            from offsite.crash import report
+
+            verbose = bool(ctx.params.get("verbose"))
+            click.echo(report(exc, sys.argv, verbose=verbose), err=True)
+            sys.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=_Offsite, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="offsite")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("--quiet", is_flag=True, help="Only errors on stderr; no progress display.")

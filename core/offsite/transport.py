@@ -19,6 +19,7 @@ import io
 import os
 import queue
 import threading
+import unicodedata
 import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO, Protocol
@@ -55,6 +56,19 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     from types import MappingProxyType
 
     return MappingProxyType(dict(value or {}))
+
+
+def _control_character(text: str) -> str | None:
+    """The first control character in ``text``, described (``NUL (U+0000)``), or None.
+
+    NUL ends a path in every operating system call; the others (a newline, an
+    escape) have no place in a folder name and would garble logs.
+    """
+    for char in text:
+        if unicodedata.category(char) == "Cc":
+            name = "NUL" if char == "\x00" else repr(char)
+            return f"{name} (U+{ord(char):04X})"
+    return None
 
 
 @attrs.frozen
@@ -94,11 +108,25 @@ class Endpoint:
         """Parse a target URL such as ``sftp://backup@vault:22/srv/offsite``.
 
         :raises ValueError: for a URL without a scheme, with a password in it
-            (passwords belong in the credential store), or with a bad port.
+            (passwords belong in the credential store), a bad port, a query
+            string or fragment (which would silently be dropped), or a control
+            character such as NUL, written as it is or percent-encoded.
         """
+        bad = _control_character(url)
+        if bad:
+            raise ValueError(f"a target URL must not contain control characters; found {bad}")
         parts = urllib.parse.urlsplit(url)
         if not parts.scheme:
             raise ValueError(f"target URL {url!r} has no scheme, e.g. file:///srv/offsite")
+        # A query or fragment would be dropped on the way to the plugin: the
+        # data would then go to a folder other than the one written down.
+        if parts.query or url.split("#", 1)[0].endswith("?"):
+            raise ValueError("a target URL must not have a query string ('?…'); "
+                             "protocol settings go into [job.target.options], and a '?' in "
+                             "a folder name is written %3F")
+        if parts.fragment or "#" in url:
+            raise ValueError("a target URL must not have a fragment ('#…'); "
+                             "a '#' in a folder name is written %23")
         if parts.password is not None:
             raise ValueError(
                 "a target URL must not contain a password; "
@@ -108,12 +136,19 @@ class Endpoint:
             port = parts.port
         except ValueError as exc:
             raise ValueError(f"target URL has an invalid port: {exc}") from None
+        username = urllib.parse.unquote(parts.username or "")
+        path = urllib.parse.unquote(parts.path)
+        for what, text in (("user name", username), ("path", path)):
+            bad = _control_character(text)
+            if bad:
+                raise ValueError(f"the {what} of a target URL must not contain control "
+                                 f"characters; its percent-encoding decodes to {bad}")
         return cls(
             scheme=parts.scheme.lower(),
             host=parts.hostname or "",
             port=port,
-            username=urllib.parse.unquote(parts.username or ""),
-            path=urllib.parse.unquote(parts.path),
+            username=username,
+            path=path,
             options=options,
             credentials=credentials,
             name=name,
