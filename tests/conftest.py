@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from offsite.testing.site import Site
+
 _counter = itertools.count()
 
 GOOD_PLUGIN = '''
@@ -32,6 +34,12 @@ plugin = Plugin()
 '''
 
 MakeDist = Callable[..., str]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    """A destination with a volume's images, a config folder and target folders."""
+    return Site(tmp_path)
 
 
 @pytest.fixture

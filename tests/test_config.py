@@ -240,7 +240,7 @@ def test_bwlimit_in_file(tmp_path: Path) -> None:
     # unknown keys, at every level
     ('colour = "red"\n' + MINIMAL, "colour", "allowed here are: job"),
     (MINIMAL.replace('name = "nightly"', 'name = "nightly"\nkeep = 3'),
-     "job[0].keep", "allowed here are: name, destination, target"),
+     "job[0].keep", "allowed here are: name, destination, settle, target"),
     (target_text("retry = 3"), "job[0].target[0].retry", "unknown key 'retry'"),
     (target_text('"odd key" = 3'), 'job[0].target[0]."odd key"', "unknown key 'odd key'"),
     # wrong types
@@ -313,6 +313,18 @@ def test_bwlimit_in_file(tmp_path: Path) -> None:
     (target_text(url="file:///a%00b"), "job[0].target[0].url", "NUL (U+0000)"),
     (target_text(url="file:///a\\u0007b"), "job[0].target[0].url", "control characters"),
     (target_text('subfolder = "a/../../etc"'), "job[0].target[0].subfolder", "'..'"),
+    # safety settings
+    (target_text("mirror = true\nmax_delete = 101"), "job[0].target[0].max_delete",
+     "a percentage from 0 to 100"),
+    (target_text('mirror = true\nmax_delete = "half"'), "job[0].target[0].max_delete",
+     "found 'half' (str)"),
+    (target_text("mirror = true\nmax_delete = 0.5"), "job[0].target[0].max_delete",
+     "found 0.5 (float)"),
+    (MINIMAL.replace('destination = "/srv/images"',
+                     'destination = "/srv/images"\nsettle = "soon"'),
+     "job[0].settle", "expected a duration"),
+    (MINIMAL.replace('destination = "/srv/images"', 'destination = "/srv/images"\nsettle = -1'),
+     "job[0].settle", "found -1 (int)"),
     (target_text('subfolder = "a\\\\b"'), "job[0].target[0].subfolder", "backslash"),
 ])
 def test_refusals(text: str, key: str, fragment: str, tmp_path: Path) -> None:
@@ -468,7 +480,7 @@ def test_default_config_path_without_environment(monkeypatch: pytest.MonkeyPatch
 # -- property: unknown keys ----------------------------------------------------------
 
 ALLOWED = {"name", "url", "priority", "retries", "mirror", "types", "new_images_only",
-           "new_sets_only", "subfolder", "bwlimit", "options"}
+           "new_sets_only", "subfolder", "bwlimit", "max_delete", "options"}
 SAFE_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=12)
 VALUES = st.one_of(st.integers(), st.booleans(), SAFE_TEXT,
                    st.lists(st.integers(), max_size=3))
@@ -505,3 +517,23 @@ def test_unknown_target_keys_are_always_refused(extra: dict[str, object], before
     assert caught.value.key == f"job[0].target[0].{key_path(first)}"
     assert caught.value.file == "/etc/offsite/offsite.toml"
     assert "unknown key" in caught.value.detail
+
+
+@pytest.mark.parametrize(("text", "value"), [("30", 30.0), ('"90s"', 90.0), ('"5m"', 300.0),
+                                             ('"1.5 h"', 5400.0), ("0", 0.0)])
+def test_settle(text: str, value: float, tmp_path: Path) -> None:
+    config = load(MINIMAL.replace('destination = "/srv/images"',
+                                  f'destination = "/srv/images"\nsettle = {text}'), tmp_path)
+    assert config.jobs[0].settle == value
+    assert load(MINIMAL, tmp_path).jobs[0].settle == 300.0
+
+
+@pytest.mark.parametrize(("text", "value"), [("0", 0), ("100", 100), ('"25%"', 25),
+                                             ('"7 %"', 7)])
+def test_max_delete(text: str, value: int, tmp_path: Path) -> None:
+    config = load(target_text(f"mirror = true\nmax_delete = {text}"), tmp_path)
+    assert config.jobs[0].targets[0].max_delete == value
+    assert config.warnings == ()
+    assert load(target_text("mirror = true"), tmp_path).jobs[0].targets[0].max_delete == 50
+    plain = load(target_text("max_delete = 10"), tmp_path)
+    assert "max_delete applies to mirror targets only" in plain.warnings[0]

@@ -96,7 +96,7 @@ def user_version(path: Path) -> int:
 
 
 def test_schema_version_matches_migrations() -> None:
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
     assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -123,6 +123,17 @@ def test_reopen_keeps_data(db: Path) -> None:
     with Journal(db) as second:
         assert second.placed(JOB, TARGET) == [full()]
     assert user_version(db) == SCHEMA_VERSION
+
+
+def test_the_targets_stamp_and_a_distrust_mark_are_kept(db: Path) -> None:
+    placed = attrs.evolve(full(), remote_mtime=1_800_000_123.25)
+    with Journal(db) as j:
+        j.record_placed(JOB, TARGET, placed)
+        j.distrust(JOB, TARGET, [(placed.remote_path, "changed by hand"), ("nope", "x")])
+    with Journal(db) as j:
+        assert j.placed(JOB, TARGET) == [attrs.evolve(placed, problem="changed by hand")]
+        j.record_placed(JOB, TARGET, placed)  # placed again: trusted again
+        assert j.placed(JOB, TARGET) == [placed]
 
 
 def test_the_targets_checksum_is_kept(db: Path) -> None:

@@ -10,12 +10,13 @@ import uuid
 from collections.abc import Sequence
 
 import attrs
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offsite.image.format import Metadata
 from offsite.journal import Placed
-from offsite.plan import LocalFile, Options, Plan, Put, plan
+from offsite.plan import Delete, LocalFile, Options, Plan, Put, plan
 from offsite.transport import RemoteFile
 
 T0 = 1_800_000_000.0  # image creation times are T0 + seq * 100
@@ -64,6 +65,8 @@ def apply(p: Plan, local: Sequence[LocalFile], placed: list[Placed],
     """
     by_name = {f.name: f for f in local}
     placed = [x for x in placed if x.remote_path not in p.forget]
+    marks = dict(p.distrust)
+    placed = [attrs.evolve(x, problem=marks.get(x.remote_path, x.problem)) for x in placed]
     for action in p.actions:
         listing = [r for r in listing if r.path != action.remote]
         placed = [x for x in placed if x.remote_path != action.remote]
@@ -112,14 +115,51 @@ def test_nothing_to_do_when_up_to_date() -> None:
 # -- mirror ------------------------------------------------------------------------
 
 
-def test_mirror_puts_missing_and_changed_deletes_extra() -> None:
+def placed_as(f: RemoteFile) -> Placed:
+    """The journal's record of having placed ``f``."""
+    return Placed(f.path, f.size, None, "other", sources=(f.path,), source_size=f.size,
+                  source_mtime=T0, remote_mtime=f.mtime)
+
+
+def test_mirror_puts_missing_and_changed_deletes_extra_that_it_placed() -> None:
     a, b, c = other("a.txt"), other("b.txt", 20), other("c.txt", 30)
-    listing = [RemoteFile("b.txt", 20, T0), RemoteFile("c.txt", 31, T0),
-               RemoteFile("gone.txt", 5, T0), RemoteFile("sub/x.bin", 5, T0)]
-    p = plan([a, b, c], [], listing, Options(mirror=True))
+    gone, sub = RemoteFile("gone.txt", 5, T0), RemoteFile("sub/x.bin", 5, T0)
+    foreign = RemoteFile("foreign.txt", 5, T0)
+    listing = [RemoteFile("b.txt", 20, T0), RemoteFile("c.txt", 31, T0), gone, sub, foreign,
+               RemoteFile(".hidden", 5, T0), RemoteFile(".x.offsite-partial", 5, T0)]
+    placed = [placed_as(gone), placed_as(sub), placed_as(RemoteFile(".hidden", 5, T0))]
+    p = plan([a, b, c], placed, listing, Options(mirror=True))
     assert puts(p) == [("a.txt", ("a.txt",)), ("c.txt", ("c.txt",))]
     assert [d.remote for d in p.deletes] == ["gone.txt", "sub/x.bin"]
     assert {a.reason for a in p.puts} == {"missing", "changed"}
+
+
+def test_mirror_never_deletes_a_file_changed_at_the_target() -> None:
+    mine = RemoteFile("mine.txt", 5, T0)
+    placed = [placed_as(mine)]
+    p = plan([], placed, [attrs.evolve(mine, mtime=T0 + 60)], Options(mirror=True))
+    assert p.deletes == (), "someone else's file now, though offsite placed one there"
+    assert [path for path, _ in p.distrust] == ["mine.txt"]
+    assert plan([], placed, [mine], Options(mirror=True)).deletes == (Delete(
+        "mine.txt", "not at the destination"),)
+
+
+@pytest.mark.parametrize(("placed", "gone", "limit", "deleted"), [
+    (10, 5, 50, 5), (10, 6, 50, 0), (10, 10, 100, 10), (1, 1, 50, 0), (4, 1, 0, 0),
+    (4, 4, None, 4),
+])
+def test_max_delete_holds_every_delete_back(placed: int, gone: int, limit: int | None,
+                                            deleted: int) -> None:
+    files = [RemoteFile(f"f{i}.txt", 10, T0) for i in range(placed)]
+    local = [other(f.path) for f in files[gone:]]
+    p = plan(local, [placed_as(f) for f in files], files,
+             Options(mirror=True, max_delete=limit))
+    assert len(p.deletes) == deleted
+    withheld = [n for n in p.notes if n.kind == "deletes-withheld"]
+    assert bool(withheld) == (deleted == 0 and gone > 0)
+    if withheld:
+        assert f"delete {gone} of the {placed} files" in withheld[0].message
+        assert not withheld[0].bad_data
 
 
 def test_mirror_never_deletes_what_is_incomplete_or_damaged_here() -> None:
@@ -262,7 +302,9 @@ def test_a_file_replaced_at_the_target_is_put_again(n: int, extra: int, mirror: 
     listing[victim] = attrs.evolve(replaced, checksum=listed)  # same path and size
     p = plan(local, placed, listing, opts)
     if listed == "etag:replaced":
-        assert p.forget == (replaced.path,)
+        assert p.forget == ()
+        assert p.distrust == ((replaced.path, "replaced at the target (its checksum is now "
+                                              "etag:replaced)"),)
         assert [a.remote for a in p.puts] == [replaced.path], "that one file, nothing else"
         assert p.deletes == ()
         placed, listing = apply(p, local, placed, listing)
@@ -313,12 +355,38 @@ def test_plan_is_idempotent_and_safe(n: int, extra: int, opts: Options, rounds: 
             prefix = opts.subfolder + "/" if opts.subfolder else ""
             assert all(a.remote.startswith(prefix) for a in p.actions)
         else:
-            assert {d.remote for d in p.deletes} <= {r.path for r in listing}
+            assert {d.remote for d in p.deletes} <= {x.remote_path for x in placed}, \
+                "mirror deletes only what offsite placed"
         placed, listing = apply(p, local, placed, listing)
     settled = plan(local, placed, listing, opts)
     assert settled.actions == (), f"a second plan should have nothing to do: {settled.actions}"
-    if not opts.mirror:
-        assert RemoteFile("foreign.bin", 1, T0) in listing, "foreign files are left alone"
+    assert RemoteFile("foreign.bin", 1, T0) in listing, "foreign files are left alone"
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 4), extra=st.integers(0, 2), mirror=st.booleans(),
+       victim=st.integers(0, 8), moved=st.sampled_from([0.0, 0.4, 1.5, -30.0, 86400.0]))
+def test_a_file_changed_at_a_target_without_checksums_is_put_again(
+        n: int, extra: int, mirror: bool, victim: int, moved: float) -> None:
+    # A folder or SFTP target keeps no checksum: the modification time it
+    # reported when the file was placed is the stamp.
+    local = [*chain(n), *(other(f"o{i}.txt", 10 + i) for i in range(extra))]
+    opts = Options(mirror=mirror)
+    placed, listing = apply(plan(local, [], [], opts), local, [], [])
+    placed = [attrs.evolve(x, remote_checksum=None, remote_mtime=T0) for x in placed]
+    listing = [attrs.evolve(r, checksum=None) for r in listing]
+    victim %= len(listing)
+    changed = listing[victim]
+    listing[victim] = attrs.evolve(changed, mtime=T0 + moved)
+    p = plan(local, placed, listing, opts)
+    if abs(moved) > 1.0:
+        assert [path for path, _ in p.distrust] == [changed.path]
+        assert [a.remote for a in p.puts] == [changed.path], "that one file, nothing else"
+        again = plan(local, apply(attrs.evolve(p, actions=()), local, placed, listing)[0],
+                     listing, opts)
+        assert [a.remote for a in again.puts] == [changed.path], "the mark lasts until put"
+    else:  # within a second: the same stamp, as listed to another precision
+        assert (p.distrust, p.actions) == ((), ())
 
 
 @settings(max_examples=200, deadline=None)

@@ -12,19 +12,16 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from offsite.cli import cli
-from offsite.config import Config
 from offsite.engine import (
     Cancelled,
     DataProblem,
-    Engine,
     Event,
     RetryScheduled,
     UploadDone,
@@ -33,67 +30,9 @@ from offsite.engine import (
 from offsite.image import ImageReader, restore
 from offsite.journal import Journal
 from offsite.testing.images import Volume, flip_byte
+from offsite.testing.site import BS, Site, files, seq
 
-BS = 16 * 1024
 MakeDist = Callable[..., str]
-
-
-class Site:
-    """A destination with a volume's images, a config folder, and target folders."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.dest = root / "destination"
-        self.dest.mkdir()
-        self.conf_dir = root / "conf"
-        self.conf_dir.mkdir()
-        self.config = self.conf_dir / "offsite.toml"
-        self.vol = Volume(root / "volume.raw", 40 * BS + 1234, seed=7)
-
-    def image(self, *, full: bool = False) -> Path:
-        if self.vol.images and not full:
-            self.vol.scribble(3, 2 * BS)
-            self.vol.zero(self.vol.random.randrange(30) * BS, BS)
-        return self.vol.image(self.dest, block_size=BS, full=full)
-
-    def target(self, name: str) -> Path:
-        return self.root / "targets" / name
-
-    def configure(self, *targets: str, job: str = "nightly") -> None:
-        body = "".join(textwrap.dedent(t) for t in targets)
-        self.config.write_text(f'[[job]]\nname = "{job}"\ndestination = "{self.dest}"\n{body}')
-
-    def one_target(self, folder: Path, extra: str = "", *, scheme: str = "file") -> None:
-        """A job with one target named "t" at ``folder`` (plus ``extra`` TOML
-        lines); a ``scheme`` other than file is a test plugin's."""
-        url = folder.as_uri() if scheme == "file" else f"{scheme}://{folder}"
-        self.configure(f'[[job.target]]\nname = "t"\nurl = "{url}"\n{extra}\n')
-
-    def cli(self, *args: str, code: int | None = 0) -> Result:
-        result = CliRunner().invoke(cli, ["--config", str(self.config), *args])
-        if code is not None:
-            assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-        return result
-
-    def engine(self, events: list[Event] | None = None, **kw: object) -> Engine:
-        listeners = [events.append] if events is not None else []
-        return Engine(Config.load(self.config), Journal(self.conf_dir / "journal.sqlite"),
-                      None, listeners=listeners, sleep=lambda s: None, **kw)  # type: ignore[arg-type]
-
-
-def files(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                  if p.is_file() and not p.name.startswith("."))
-
-
-def seq(path: Path) -> tuple[int, int]:
-    with ImageReader(path) as r:
-        return r.meta.seq_first, r.meta.seq_last
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Site:
-    return Site(tmp_path)
 
 
 def test_seed_example_end_to_end(site: Site, tmp_path: Path) -> None:
@@ -170,9 +109,11 @@ def test_mirror_deletes_at_the_target(site: Site) -> None:
     ''')
     site.cli("run")
     (m / "stray.bin").write_text("not from the destination")
+    (m / ".hidden").write_text("another tool's")
     (site.dest / "old.txt").unlink()
     site.cli("run")
-    assert files(m) == ["vol-b001.ofi"]
+    assert files(m) == ["stray.bin", "vol-b001.ofi"], "mirror deletes only what it placed"
+    assert (m / ".hidden").exists()
     assert files(n) == ["old.txt", "vol-b001.ofi"], "only mirror mode deletes"
 
 

@@ -457,8 +457,12 @@ def plan(job: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("job", required=False)
 @click.option("--json", "as_json", is_flag=True, help="One JSON event per line on stdout.")
+@click.option("--max-delete", "max_delete", type=click.IntRange(0, 100), metavar="PERCENT",
+              help="For this run, let mirror targets delete up to PERCENT of the files "
+              "offsite placed there (instead of each target's max_delete).")
 @click.pass_context
-def run(click_ctx: click.Context, job: str | None, as_json: bool) -> None:
+def run(click_ctx: click.Context, job: str | None, as_json: bool,
+        max_delete: int | None) -> None:
     """One pass over every job (or JOB) and its targets, then exit.
 
     Exit 0 all done, 1 a target failed after its retries, 3 bad data found
@@ -471,7 +475,8 @@ def run(click_ctx: click.Context, job: str | None, as_json: bool) -> None:
     with _replication_errors():
         ctx = _ctx()
         with ctx.journal() as journal:
-            engine = Engine(ctx.config, journal, ctx.credentials(), registry=ctx.registry)
+            engine = Engine(ctx.config, journal, ctx.credentials(), registry=ctx.registry,
+                            max_delete=max_delete)
             display: Any = None
             if as_json:
                 engine.listeners.append(JsonLines(sys.stdout))

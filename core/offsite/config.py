@@ -18,8 +18,10 @@ One TOML file holds every job (DESIGN §7)::
 a bad configuration: an unknown key, a wrong type (``true`` is not an
 integer, ``"yes"`` is not a boolean), a name that is not ``[A-Za-z0-9_-]``,
 a duplicate name, no job, no target or more than three, a password in a URL,
-a sub-folder that climbs out with ``..`` and (when the caller passes the
-installed ``schemes``) a URL no plugin handles. Each refusal is a
+a sub-folder that climbs out with ``..``, (when the caller passes the
+installed ``schemes``) a URL no plugin handles, and folders that overlap
+where that could lose data (:mod:`offsite.overlap`: a target in, at or
+above a destination; a mirror target sharing a folder with another target). Each refusal is a
 :class:`~offsite.errors.ConfigError` naming the file, the key path
 (``job[0].target[1].retries``) and what was expected and found.
 
@@ -48,7 +50,7 @@ from typing import Any, TypeVar
 import attrs
 import platformdirs
 
-from offsite import paths
+from offsite import overlap, paths
 from offsite.errors import ConfigError
 from offsite.transport import Endpoint
 
@@ -66,13 +68,21 @@ MAX_RETRIES = 100
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 _TOP_KEYS = ("job",)
-_JOB_KEYS = ("name", "destination", "target")
+_JOB_KEYS = ("name", "destination", "settle", "target")
 _TARGET_KEYS = (
     "name", "url", "priority", "retries", "mirror", "types", "new_images_only",
-    "new_sets_only", "subfolder", "bwlimit", "options",
+    "new_sets_only", "subfolder", "bwlimit", "max_delete", "options",
 )
 #: What ``mirror = true`` makes meaningless, in the order warnings list them.
 _MIRROR_IGNORES = ("types", "new_images_only", "new_sets_only", "subfolder")
+#: The default of ``max_delete``: a mirror run deletes at most half of what it placed.
+DEFAULT_MAX_DELETE = 50
+#: The default of ``settle``, in seconds: an image that still looks unfinished
+#: after this long without a change is reported as damaged.
+DEFAULT_SETTLE = 300.0
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|min|h)?\Z", re.IGNORECASE)
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600}
+_PERCENT = re.compile(r"(\d{1,3})\s*%\Z")
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
 _BWLIMIT = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmg])(?:ib|i)?|b)?\Z", re.IGNORECASE)
@@ -197,6 +207,8 @@ class TargetConfig:
     :ivar subfolder: a normalised remote sub-folder to put everything under
         (``""`` for none).
     :ivar bwlimit: bytes per second, ``None`` for unlimited.
+    :ivar max_delete: mirror: the most one run may delete, in percent of the
+        files offsite placed at the target (100: no limit).
     :ivar options: the ``[job.target.options]`` table, for the plugin (read-only).
     """
 
@@ -211,6 +223,7 @@ class TargetConfig:
     new_sets_only: bool = False
     subfolder: str = ""
     bwlimit: int | None = None
+    max_delete: int = DEFAULT_MAX_DELETE
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
 
     @property
@@ -227,11 +240,14 @@ class Job:
     :ivar destination: the local folder the backup software writes to,
         absolute (a relative path in the file is relative to the file's folder).
     :ivar targets: one to three, in file order.
+    :ivar settle: seconds an image that looks unfinished (no valid footer)
+        may stay unchanged before it is reported as damaged.
     """
 
     name: str
     destination: Path
     targets: tuple[TargetConfig, ...]
+    settle: float = DEFAULT_SETTLE
     # Where the job came from, only for the messages of target(): not part of its value.
     _index: int = attrs.field(default=0, kw_only=True, eq=False, repr=False)
     _file: Path | None = attrs.field(default=None, kw_only=True, eq=False, repr=False)
@@ -405,6 +421,10 @@ class _Loader:
                                  "job names must be unique")
             seen[job.name] = index
             jobs.append(job)
+        refused, warned = overlap.problems(jobs)
+        if refused:
+            raise self.error(refused[0].key, refused[0].message)
+        self.warnings += warned
         return Config(path=self.path, jobs=tuple(jobs), warnings=tuple(self.warnings))
 
     def job(self, entry: object, index: int) -> Job:
@@ -415,6 +435,8 @@ class _Loader:
         destination = self.destination(
             self.required(table, where, "destination", '"/srv/backup/images"'),
             f"{where}.destination")
+        settle = (self.duration(table["settle"], f"{where}.settle") if "settle" in table
+                  else DEFAULT_SETTLE)
         key = f"{where}.target"
         entries = self.required(table, where, "target", "[[job.target]] tables")
         if isinstance(entries, dict):
@@ -434,8 +456,28 @@ class _Loader:
                                  "unique within a job")
             seen[target.name] = number
             targets.append(target)
-        return Job(name=name, destination=destination, targets=tuple(targets),
+        return Job(name=name, destination=destination, targets=tuple(targets), settle=settle,
                    index=index, file=self.path)
+
+    def duration(self, value: object, key: str) -> float:
+        expected = ("a duration: seconds as a non-negative number, or a string such as "
+                    "\"90s\", \"5m\", \"1h\"")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value < 0 or value != value or value == float("inf"):
+                raise self.error(key, f"expected {expected}, found {_found(value)}")
+            return float(value)
+        match = _DURATION.match(value.strip()) if isinstance(value, str) else None
+        if match is None:
+            raise self.error(key, f"expected {expected}, found {_found(value)}")
+        return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "").lower()]
+
+    def percent(self, value: object, key: str) -> int:
+        expected = "a percentage from 0 to 100: an integer, or a string such as \"50%\""
+        if isinstance(value, str) and _PERCENT.match(value.strip()):
+            value = int(value.strip().rstrip("%").strip())
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
+            raise self.error(key, f"expected {expected}, found {_found(value)}")
+        return value
 
     def destination(self, value: object, key: str) -> Path:
         text = self.typed(value, key, str, "a local folder path")
@@ -474,6 +516,12 @@ class _Loader:
             values["subfolder"] = self.subfolder(table["subfolder"], f"{where}.subfolder")
         if "bwlimit" in table:
             values["bwlimit"] = parse_bwlimit(table["bwlimit"], f"{where}.bwlimit", self.path)
+        if "max_delete" in table:
+            values["max_delete"] = self.percent(table["max_delete"], f"{where}.max_delete")
+            if not values.get("mirror"):
+                self.warnings.append(
+                    f"job '{job}' target '{name}' ({where}): max_delete applies to mirror "
+                    "targets only; this target never deletes")
         if values.get("mirror"):
             ignored = [k for k in _MIRROR_IGNORES if k in table]
             if ignored:

@@ -36,11 +36,13 @@ from typing import Any
 
 import attrs
 
-from offsite.config import Config, Job, TargetConfig
+from offsite import overlap
+from offsite.config import DEFAULT_SETTLE, Config, Job, TargetConfig
 from offsite.credentials import CredentialStore
 from offsite.errors import (
     ConfigError,
     CredentialError,
+    Fatal,
     ImageError,
     NotFound,
     OffsiteError,
@@ -204,18 +206,34 @@ def exit_code(results: Iterable[TargetResult]) -> int:
 # ---------------------------------------------------------------------------
 
 
-def scan_destination(folder: Path) -> list[LocalFile]:
+def scan_destination(folder: Path, settle: float = DEFAULT_SETTLE,
+                     now: float | None = None) -> list[LocalFile]:
     """What the destination folder holds, as the planner sees it.
+
+    An image without a valid footer is being written and waits, unless it
+    has not changed for ``settle`` seconds: then it was cut short or its
+    footer is damaged, and it is reported as bad data rather than waited
+    for forever.
 
     :raises UsageError: the folder does not exist or is not a folder.
     """
     if not folder.is_dir():
         raise UsageError(f"destination folder {folder} does not exist or is not a folder")
     found = scan(folder)
+    now = time.time() if now is None else now
     files = [LocalFile(i.path.name, i.size, i.mtime, i.meta) for i in found.images]
     for path in found.incomplete:
         st = path.stat()
-        files.append(LocalFile(path.name, st.st_size, st.st_mtime, status="incomplete"))
+        idle = now - st.st_mtime
+        if idle < settle:
+            files.append(LocalFile(path.name, st.st_size, st.st_mtime, status="incomplete"))
+        else:
+            files.append(LocalFile(
+                path.name, st.st_size, st.st_mtime, status="bad",
+                problem=f"{path}: no valid footer, and unchanged for {_minutes(idle)} "
+                        f"(settle = {_minutes(settle)}): cut short or damaged, not still "
+                        "being written. Fix: check the backup software's log for this "
+                        "image; take a new full backup if it failed"))
     for path, error in found.bad:
         st = path.lstat()  # it may be unreadable, even a dangling or looping link
         files.append(LocalFile(path.name, st.st_size, st.st_mtime, status="bad",
@@ -224,6 +242,10 @@ def scan_destination(folder: Path) -> list[LocalFile]:
         st = path.stat()
         files.append(LocalFile(path.name, st.st_size, st.st_mtime))
     return sorted(files, key=lambda f: f.name)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 class HashingSource:
@@ -316,8 +338,12 @@ class Engine:
         sleep: Callable[[float], None] = time.sleep,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
+        max_delete: int | None = None,
     ) -> None:
         self.config = config
+        #: Overrides every mirror target's ``max_delete`` for this engine's runs.
+        self.max_delete = max_delete
+        self.guard = overlap.Guard(j.destination for j in config.jobs)
         self.journal = journal
         self.credentials = credentials
         self.registry = registry or discover_for(config)
@@ -351,7 +377,8 @@ class Engine:
         for job in self.jobs(names):
             try:
                 results += self.run_job(job)
-            except UsageError as exc:  # e.g. its destination is missing: the other jobs run
+            except (UsageError, ConfigError) as exc:
+                # e.g. its destination is missing: the other jobs still run
                 for target in job.targets:
                     self.emit(TargetFailed(job.name, target.name, "setup", str(exc)))
                     results.append(TargetResult(job.name, target.name, False, error=str(exc),
@@ -359,8 +386,20 @@ class Engine:
         self.emit(RunDone(exit_code(results)))
         return results
 
+    def check_folders(self, job: Job) -> None:
+        """Refuse to work ``job`` if its folders overlap where that could lose
+        data: checked at load, and again here, as a symlink may have changed.
+
+        :raises ConfigError: naming the target and what it overlaps.
+        """
+        refused, _ = overlap.problems(self.config.jobs)
+        for problem in refused:
+            if job.name in problem.jobs:
+                raise ConfigError(problem.message, file=self.config.path, key=problem.key)
+
     def run_job(self, job: Job) -> list[TargetResult]:
-        local = scan_destination(job.destination)
+        self.check_folders(job)
+        local = scan_destination(job.destination, job.settle)
         self.emit(RunStarted(job.name, tuple(t.name for t in job.targets)))
         results: list[TargetResult] = []
         for priority in sorted({t.priority for t in job.targets}):
@@ -381,7 +420,7 @@ class Engine:
     def plan_target(self, job: Job, target: TargetConfig,
                     local: Sequence[LocalFile] | None = None) -> Plan:
         """What ``run`` would do at one target (connects and lists; changes nothing)."""
-        local = scan_destination(job.destination) if local is None else local
+        local = scan_destination(job.destination, job.settle) if local is None else local
         with self.transport(job, target).connect(self.endpoint(job, target)) as session:
             return self._plan(job, target, session, local, record_baselines=False)
 
@@ -421,7 +460,7 @@ class Engine:
             return TargetResult(job.name, target.name, False, tally.bad_data, str(exc),
                                 tally.uploaded, tally.bytes, tally.deleted,
                                 setup_error=isinstance(exc, (CredentialError, PluginError,
-                                                             ConfigError)))
+                                                             ConfigError, UsageError)))
         j.set_status(job.name, target.name, state="ok", current=None,
                      last_error=tally.problem, last_run=time.time())
         self.emit(TargetDone(job.name, target.name, tally.uploaded, tally.bytes, tally.deleted))
@@ -460,7 +499,9 @@ class Engine:
                                                              target.new_images_only),
             sets_since=None if target.mirror else baseline("new_sets_only",
                                                            target.new_sets_only),
+            max_delete=self.max_delete if self.max_delete is not None else target.max_delete,
         )
+        self._guard(target, options.subfolder, "replicate into")
         listing = session.list(options.subfolder)
         placed = [p for p in j.placed(job.name, target.name)
                   if not options.subfolder or p.remote_path.startswith(options.subfolder + "/")]
@@ -471,8 +512,13 @@ class Engine:
         self._resume(job, target, session, tally)
         the_plan = self._plan(job, target, session, local, record_baselines=True)
         self.journal.forget(job.name, target.name, the_plan.forget)
+        self.journal.distrust(job.name, target.name, the_plan.distrust)
+        for path, why in the_plan.distrust:
+            self.emit(DataProblem(job.name, target.name, path, f"{why}; it is put again"))
+        withheld = [n for n in the_plan.notes if n.kind == "deletes-withheld"]
         for note in the_plan.notes:
-            self._note(job, target, note, tally)
+            if note not in withheld:
+                self._note(job, target, note, tally)
         broken_sets: set[str] = set()
         for action in the_plan.actions:
             if self.cancel.is_set():
@@ -484,6 +530,11 @@ class Engine:
                 ok = self._put(job, target, session, action, tally)
                 if not ok and action.set_id is not None:
                     broken_sets.add(action.set_id)
+        if withheld:
+            raise Fatal(withheld[0].message, step="mirror", fix=(
+                "find out why the destination lacks them (an unmounted disk, a wrong "
+                "path?); if they went on purpose, run once with "
+                f"offsite run --max-delete 100 {job.name}, or raise max_delete"))
 
     def _note(self, job: Job, target: TargetConfig, note: Note, tally: _Tally) -> None:
         if note.bad_data:
@@ -546,6 +597,7 @@ class Engine:
         """Upload one planned file; False if its data was bad (the set stops)."""
         j = self.journal
         paths = [job.destination / name for name in action.sources]
+        self._guard(target, action.remote, "write")
         try:
             source = self._source(job, action)
         except ImageError as exc:
@@ -596,15 +648,24 @@ class Engine:
         j.finish_upload(job.name, target.name,
                         attrs.evolve(placed, size=remote.size,
                                      sha256=digest if hashing is None else hashing.sha256,
-                                     placed_at=time.time(), remote_checksum=remote.checksum))
+                                     placed_at=time.time(), remote_checksum=remote.checksum,
+                                     remote_mtime=remote.mtime or None))
         tally.uploaded += 1
         tally.bytes += remote.size
         self.emit(UploadDone(job.name, target.name, action.remote, remote.size,
                              time.monotonic() - started))
         return True
 
+    def _guard(self, target: TargetConfig, remote: str, action: str) -> None:
+        """The last check before a target on this machine is changed: never
+        under a destination (a symlink at the target may lead into one)."""
+        root = overlap.local_folder(target.endpoint)
+        if root is not None:
+            self.guard.check(root, remote, action)
+
     def _delete(self, job: Job, target: TargetConfig, session: Session, action: Delete,
                 tally: _Tally) -> None:
+        self._guard(target, action.remote, "delete")
         with contextlib.suppress(NotFound):  # gone already: the goal is met
             session.delete(action.remote)
         self.journal.forget(job.name, target.name, [action.remote])

@@ -49,7 +49,7 @@ from offsite.errors import JournalError
 log = logging.getLogger(__name__)
 
 #: The schema version this offsite writes; ``len(MIGRATIONS)``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: How long a statement waits for another connection's lock, in milliseconds.
 BUSY_TIMEOUT_MS = 10_000
@@ -90,6 +90,12 @@ class Placed:
         reported it (``etag:…`` on S3), of the kind ``list`` reports; None
         where the target has none. A listing that shows another one means
         the file was replaced at the target.
+    :ivar remote_mtime: the modification time the target reported for the
+        file when it was placed (the one ``list`` shows), None where unknown.
+        A listing with another one means the file changed at the target.
+    :ivar problem: why the file at the target is no longer trusted (changed
+        by hand, or found damaged by ``offsite verify``), None while it is:
+        the next run puts it again, and that clears the mark.
     """
 
     remote_path: str
@@ -106,6 +112,8 @@ class Placed:
     source_mtime: float = 0.0
     placed_at: float = 0.0
     remote_checksum: str | None = None
+    remote_mtime: float | None = None
+    problem: str | None = None
 
 
 @attrs.frozen
@@ -248,9 +256,17 @@ def _v2_to_v3(conn: sqlite3.Connection) -> None:
         conn.execute(f"ALTER TABLE {table} ADD COLUMN remote_checksum TEXT")
 
 
+def _v3_to_v4(conn: sqlite3.Connection) -> None:
+    """Version 4: the target's modification time of each placed file, and
+    the reason a placed file is no longer trusted (NULL before, and while it is)."""
+    for table in ("placed", "in_flight"):
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN remote_mtime REAL")
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN problem TEXT")
+
+
 #: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
 #: Each runs in its own transaction together with the version bump.
-MIGRATIONS: Sequence[Migration] = (_v0_to_v1, _v1_to_v2, _v2_to_v3)
+MIGRATIONS: Sequence[Migration] = (_v0_to_v1, _v1_to_v2, _v2_to_v3, _v3_to_v4)
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -270,6 +286,8 @@ _PLACED_COLUMNS = (
     "source_mtime",
     "placed_at",
     "remote_checksum",
+    "remote_mtime",
+    "problem",
 )
 
 # The TargetStatus fields set_status may change (job and target are the key,
@@ -327,6 +345,8 @@ def _placed_values(placed: Placed) -> tuple[Any, ...]:
         placed.source_mtime,
         placed.placed_at,
         placed.remote_checksum,
+        placed.remote_mtime,
+        placed.problem,
     )
 
 
@@ -346,6 +366,8 @@ def _placed_from_row(row: sqlite3.Row) -> Placed:
         source_mtime=float(row["source_mtime"]),
         placed_at=float(row["placed_at"]),
         remote_checksum=row["remote_checksum"],
+        remote_mtime=None if row["remote_mtime"] is None else float(row["remote_mtime"]),
+        problem=row["problem"],
     )
 
 
@@ -522,6 +544,19 @@ class Journal:
         """Record ``placed``, replacing any record of the same remote path."""
         with self._write() as conn:
             conn.execute(_PLACED_UPSERT, (job, target, *_placed_values(placed)))
+
+    def distrust(self, job: str, target: str, problems: Iterable[tuple[str, str]]) -> None:
+        """Mark placed files as no longer trusted: ``(remote_path, why)`` pairs.
+
+        The mark stays until the file is recorded as placed again; paths
+        without a record are ignored.
+        """
+        params = [(why, job, target, path) for path, why in problems]
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE placed SET problem = ? WHERE job = ? AND target = ? AND remote_path = ?",
+                params,
+            )
 
     def forget(self, job: str, target: str, remote_paths: Iterable[str]) -> None:
         """Drop the records of ``remote_paths`` (deleted, or gone by hand).

@@ -7,15 +7,20 @@ never touches a disk or a network, so every rule below is a fast unit test.
 
 Rules (docs/USAGE.md explains them to operators):
 
-* **Trust, but check.** A journal entry whose file is missing at the target,
-  has another size, or another checksum of the kind the target keeps (an
-  S3 ETag), is forgotten and planned again (a target edited by hand). Files
-  at the target that offsite did not place are foreign: left alone (except
-  in mirror mode, which keeps an exact copy).
+* **Trust, but check.** A journal entry whose file is missing at the target
+  or has another size is forgotten and planned again (a target edited by
+  hand). One whose file is there but not as placed (another checksum of the
+  kind the target keeps, such as an S3 ETag; else another modification
+  time), or that ``offsite verify`` found damaged, is distrusted: kept, marked,
+  and put again until a new upload replaces it. Files at the target that
+  offsite did not place are foreign: left alone, in mirror mode too.
 * **Mirror**: put what is missing or different (size, or the source changed
-  since it was placed), delete what the destination no longer has; no
-  consolidation; filter and policy ignored. A remote file is never deleted
-  because its local counterpart is incomplete or damaged.
+  since it was placed), delete what the destination no longer has, but only
+  files offsite placed and the target still holds as placed, never a hidden
+  one; no consolidation; filter and policy ignored. A remote file is never
+  deleted because its local counterpart is incomplete or damaged, and when
+  the deletes would be more than ``max_delete`` percent of the files offsite
+  placed there, none is made (a note says why).
 * **Otherwise, per generation set** allowed by the type filter and the
   policies: put the full image if the target lacks it; find the newest state
   S the target's chain reaches; the destination's incrementals after S,
@@ -44,6 +49,9 @@ from offsite.journal import Placed
 from offsite.transport import RemoteFile
 
 Kind = Literal["full", "incremental", "other"]
+#: Modification times closer than this are one: a store may list a time to
+#: the millisecond that it reported to the second when the file was placed.
+MTIME_SLACK = 1.0
 ALL_TYPES: frozenset[str] = frozenset({"full", "incremental", "other"})
 
 
@@ -85,6 +93,9 @@ class Options:
     images_since: float | None = None
     #: ``new_sets_only`` baseline, or None when off.
     sets_since: float | None = None
+    #: Mirror: the most deletes one run may make, in percent of the files
+    #: offsite placed there; None for no limit.
+    max_delete: int | None = None
 
 
 @attrs.frozen
@@ -114,7 +125,7 @@ class Delete:
     reason: str
 
 
-NoteKind = Literal["waiting", "broken-chain", "bad-image", "skipped"]
+NoteKind = Literal["waiting", "broken-chain", "bad-image", "skipped", "deletes-withheld"]
 
 
 @attrs.frozen
@@ -137,8 +148,12 @@ class Plan:
 
     actions: tuple[Put | Delete, ...] = ()
     notes: tuple[Note, ...] = ()
-    #: Journal entries that the target contradicts: forget them.
+    #: Journal entries whose file is gone from the target (or has another
+    #: size): forget them.
     forget: tuple[str, ...] = ()
+    #: Journal entries whose file the target still has, but not as placed
+    #: (path, why): keep them marked until the file is put again.
+    distrust: tuple[tuple[str, str], ...] = ()
 
     @property
     def puts(self) -> tuple[Put, ...]:
@@ -157,39 +172,76 @@ def plan(
 ) -> Plan:
     """Plan one run at one target. Pure: values in, values out."""
     remote = {f.path: f for f in listing}
-    trusted: dict[str, Placed] = {}
+    trusted: dict[str, Placed] = {}  # there as placed, and not found damaged: counts as placed
+    ours: set[str] = set()  # there as placed (damaged or not): mirror may delete it
     forget: list[str] = []
+    distrust: list[tuple[str, str]] = []
     replaced: set[str] = set()  # there, but not what offsite put: put it again
     for p in placed:
         seen = remote.get(p.remote_path)
-        if seen is not None and _replaced(p, seen):
-            replaced.add(p.remote_path)
-        if seen is None or seen.size != p.size or p.remote_path in replaced:
+        if seen is None or seen.size != p.size:
             forget.append(p.remote_path)
+            continue
+        changed = _changed(p, seen)
+        if changed and changed != p.problem:
+            distrust.append((p.remote_path, changed))
+        if not changed:
+            ours.add(p.remote_path)
+        if changed or p.problem:
+            replaced.add(p.remote_path)
         else:
             trusted[p.remote_path] = p
 
     notes = [_status_note(f) for f in local if f.status != "ok"]
     usable = [f for f in local if f.status == "ok"]
     if options.mirror:
-        actions = _mirror(usable, local, trusted, remote, replaced)
+        actions = _mirror(usable, local, trusted, remote, replaced, ours)
+        actions, withheld = _limit_deletes(actions, len(ours), options.max_delete)
+        notes += withheld
     else:
         actions, more = _replicate(usable, trusted, remote, replaced, options)
         notes += more
-    return Plan(tuple(actions), tuple(notes), tuple(sorted(forget)))
+    return Plan(tuple(actions), tuple(notes), tuple(sorted(forget)), tuple(sorted(distrust)))
 
 
-def _replaced(p: Placed, seen: RemoteFile) -> bool:
-    """The target's checksum of the file is not the one it had when placed.
+def _changed(p: Placed, seen: RemoteFile) -> str | None:
+    """Why the file at the target is not the one offsite placed, or None.
 
-    Only checksums of one kind compare (``etag:`` with ``etag:``): a journal
-    from before checksums were kept, or a plugin that reports none, says
-    nothing.
+    The target's checksum, where it keeps one of the kind recorded (``etag:``
+    with ``etag:``), decides. Otherwise the modification time the target
+    reported when the file was placed must still be the one it lists: a file
+    overwritten in place with other bytes of the same size has a new one. A
+    journal from before either was kept, or a plugin that reports neither,
+    says nothing.
     """
-    if not p.remote_checksum or not seen.checksum:
-        return False
-    kind, _, _ = p.remote_checksum.partition(":")
-    return seen.checksum.partition(":")[0] == kind and seen.checksum != p.remote_checksum
+    if p.remote_checksum and seen.checksum:
+        kind, _, _ = p.remote_checksum.partition(":")
+        if seen.checksum.partition(":")[0] == kind:
+            if seen.checksum != p.remote_checksum:
+                return f"replaced at the target (its checksum is now {seen.checksum})"
+            return None
+    if p.remote_mtime and seen.mtime and abs(seen.mtime - p.remote_mtime) > MTIME_SLACK:
+        return "changed at the target since offsite placed it (its modification time moved)"
+    return None
+
+
+def _limit_deletes(actions: list[Put | Delete], ours: int,
+                   limit: int | None) -> tuple[list[Put | Delete], list[Note]]:
+    """Hold every delete back when they are more than ``limit`` % of what is ours.
+
+    A destination that suddenly lacks most of its files is more often an
+    unmounted disk or a wrong path than a retention policy: deleting the
+    copies then would lose the only ones left.
+    """
+    deletes = [a for a in actions if isinstance(a, Delete)]
+    if limit is None or not deletes or len(deletes) * 100 <= limit * ours:
+        return actions, []
+    share = round(100 * len(deletes) / ours) if ours else 100
+    note = Note("deletes-withheld", deletes[0].remote,
+                f"mirror would delete {len(deletes)} of the {ours} files offsite placed at "
+                f"the target ({share}%), more than max_delete allows ({limit}%): nothing was "
+                "deleted")
+    return [a for a in actions if not isinstance(a, Delete)], [note]
 
 
 def _status_note(f: LocalFile) -> Note:
@@ -209,23 +261,30 @@ def _unchanged(f: LocalFile, seen: RemoteFile | None, placed: Placed | None,
 
 def _mirror(usable: Sequence[LocalFile], local: Sequence[LocalFile],
             trusted: dict[str, Placed], remote: dict[str, RemoteFile],
-            replaced: set[str]) -> list[Put | Delete]:
+            replaced: set[str], ours: set[str]) -> list[Put | Delete]:
     actions: list[Put | Delete] = []
     for f in sorted(usable, key=_chain_order):  # fulls, then incrementals in order
         seen = remote.get(f.name)
         if not _unchanged(f, seen, trusted.get(f.name), replaced):
             actions.append(_put_file(f, f.name, _why(seen, replaced)))
     keep = {f.name for f in local}  # incomplete or damaged locally: keep the remote copy
-    actions += [Delete(path, "not at the destination") for path in sorted(remote)
-                if path not in keep]
+    # Only what offsite placed and the target still holds as placed: never a
+    # foreign file, a file replaced by hand, or a hidden one (another tool's
+    # temporary file, an upload in progress).
+    actions += [Delete(path, "not at the destination") for path in sorted(ours)
+                if path not in keep and not _hidden(path)]
     return actions
+
+
+def _hidden(path: str) -> bool:
+    return any(part.startswith(".") for part in path.split("/"))
 
 
 def _why(seen: RemoteFile | None, replaced: set[str]) -> str:
     """A put's reason, for a file that is not as placed at the target."""
     if seen is None:
         return "missing"
-    return "replaced at the target" if seen.path in replaced else "changed"
+    return "not as placed at the target" if seen.path in replaced else "changed"
 
 
 def _chain_order(f: LocalFile) -> tuple[int, str, int, int, str]:
