@@ -32,6 +32,7 @@ EXIT_USAGE = 2
 EXIT_BAD_DATA = 3
 EXIT_CHECK_FAILED = 4
 EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a bug in offsite or a plugin
+EXIT_LOCKED = 75  # sysexits' EX_TEMPFAIL: another process works the job; try later
 EXIT_INTERRUPTED = 130
 
 
@@ -338,6 +339,7 @@ def _replication_errors() -> Iterator[None]:
         ConfigError,
         CredentialError,
         JournalError,
+        Locked,
         PluginError,
         TargetError,
     )
@@ -347,6 +349,8 @@ def _replication_errors() -> Iterator[None]:
             yield
         except (ConfigError, CredentialError, JournalError, PluginError) as exc:
             _fail(exc, EXIT_USAGE)
+        except Locked as exc:
+            _fail(exc, EXIT_LOCKED)
         except TargetError as exc:  # plan, restore, check: the target failed
             _fail(exc, EXIT_TARGET_FAILED)
 
@@ -460,13 +464,22 @@ def plan(job: str | None, as_json: bool) -> None:
 @click.option("--max-delete", "max_delete", type=click.IntRange(0, 100), metavar="PERCENT",
               help="For this run, let mirror targets delete up to PERCENT of the files "
               "offsite placed there (instead of each target's max_delete).")
+@click.option("--wait", is_flag=True,
+              help="If another offsite process works a job, wait for it to finish "
+              "instead of leaving the job (exit code 75).")
 @click.pass_context
 def run(click_ctx: click.Context, job: str | None, as_json: bool,
-        max_delete: int | None) -> None:
+        max_delete: int | None, wait: bool) -> None:
     """One pass over every job (or JOB) and its targets, then exit.
 
-    Exit 0 all done, 1 a target failed after its retries, 3 bad data found
-    (nothing replicated past it), 130 interrupted (the next run resumes).
+    One process works a job at a time: a job that another offsite process
+    works is left alone (or waited for, with --wait).
+
+    Exit codes: 0 all done; 1 a target failed after its retries (the others
+    still ran); 2 usage or configuration error; 3 bad data found (nothing
+    replicated past it); 70 internal error (a bug); 75 a job was left
+    because another process works it; 130 interrupted (the next run
+    resumes).
     """
     from offsite.display import JsonLines, LogLines, ProgressDisplay
     from offsite.engine import Engine, exit_code
@@ -476,7 +489,7 @@ def run(click_ctx: click.Context, job: str | None, as_json: bool,
         ctx = _ctx()
         with ctx.journal() as journal:
             engine = Engine(ctx.config, journal, ctx.credentials(), registry=ctx.registry,
-                            max_delete=max_delete)
+                            max_delete=max_delete, wait=wait)
             display: Any = None
             if as_json:
                 engine.listeners.append(JsonLines(sys.stdout))
@@ -511,17 +524,24 @@ def run(click_ctx: click.Context, job: str | None, as_json: bool,
 def status(as_json: bool, watch: bool) -> None:
     """Per target: state, the upload in flight (bytes done/total, rate, ETA), last error.
 
-    Reads the journal, so it shows a run going on in another process.
+    Reads the journal, so it shows a run going on in another process, and
+    the job locks, so it tells a run that died (killed, a power cut) from
+    one that is running: its targets show as interrupted, with the uploads
+    the next run resumes.
     """
     import attrs
 
     from offsite.display import status_table
+    from offsite.status import live
 
     with _replication_errors():
         ctx = _ctx()
         with ctx.journal() as journal:
+            def now() -> Any:
+                return live(journal, ctx.config.folder)
+
             if as_json:
-                click.echo(json.dumps({"targets": [attrs.asdict(s) for s in journal.statuses()]},
+                click.echo(json.dumps({"targets": [attrs.asdict(s) for s in now()]},
                                       ensure_ascii=False, separators=(",", ":")))
                 return
             from rich.console import Console
@@ -529,18 +549,17 @@ def status(as_json: bool, watch: bool) -> None:
             # Not a terminal (a pipe, a log): lines as wide as they need to be.
             console = Console() if sys.stdout.isatty() else Console(width=250)
             if not watch:
-                console.print(status_table(journal.statuses()))
+                console.print(status_table(now()))
                 return
             import time
 
             from rich.live import Live
 
             try:
-                with Live(status_table(journal.statuses()), console=console,
-                          refresh_per_second=2) as live:
+                with Live(status_table(now()), console=console, refresh_per_second=2) as shown:
                     while True:
                         time.sleep(1)
-                        live.update(status_table(journal.statuses()))
+                        shown.update(status_table(now()))
             except KeyboardInterrupt:
                 return
 

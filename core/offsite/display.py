@@ -37,7 +37,7 @@ from offsite.engine import (
     UploadStarted,
     event_name,
 )
-from offsite.journal import TargetStatus
+from offsite.status import LiveStatus
 
 log = logging.getLogger("offsite")
 MiB = 1 << 20
@@ -179,8 +179,8 @@ def _size(n: int) -> str:
     return f"{n / MiB:,.1f} MiB"
 
 
-def status_table(statuses: Sequence[TargetStatus]) -> Table:
-    """``offsite status``: one row per target, from the journal."""
+def status_table(statuses: Sequence[LiveStatus]) -> Table:
+    """``offsite status``: one row per target, from the journal and the locks."""
     from rich.table import Table
     from rich.text import Text
 
@@ -189,14 +189,21 @@ def status_table(statuses: Sequence[TargetStatus]) -> Table:
                    "last run", "last error"):
         table.add_column(column, overflow="fold", no_wrap=column != "last error")
     for s in statuses:
-        running = s.state == "running" and s.current is not None
+        running = s.running and s.current is not None
         eta = "-"
         if running and s.rate > 0 and s.bytes_total > s.bytes_done:
             eta = f"{(s.bytes_total - s.bytes_done) / s.rate:,.0f} s"
         last = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_run)) if s.last_run else "-"
+        state = f"running (pid {s.pid})" if s.running and s.pid else s.state
+        current, done = "-", "-"
+        if running:
+            current, done = s.current or "-", f"{_size(s.bytes_done)} / {_size(s.bytes_total)}"
+        elif s.in_flight and not s.running:  # what the next run resumes
+            first = s.in_flight[0]
+            more = f" (+{len(s.in_flight) - 1})" if len(s.in_flight) > 1 else ""
+            current, done = first.remote + more, f"{_size(first.bytes_done)} / {_size(first.size)}"
         row: list[Any] = [
-            f"{s.job}.{s.target}", s.state, s.current if running else "-",
-            f"{_size(s.bytes_done)} / {_size(s.bytes_total)}" if running else "-",
+            f"{s.job}.{s.target}", state, current, done,
             f"{s.rate / MiB:,.1f} MiB/s" if running and s.rate else "-", eta, last,
             s.last_error or "",
         ]

@@ -44,6 +44,7 @@ from offsite.errors import (
     CredentialError,
     Fatal,
     ImageError,
+    Locked,
     NotFound,
     OffsiteError,
     PluginError,
@@ -57,6 +58,7 @@ from offsite.image.chain import scan
 from offsite.image.consolidate import Consolidation
 from offsite.image.stream import ImageSource
 from offsite.journal import Journal, Placed
+from offsite.lock import JobLock
 from offsite.plan import Delete, LocalFile, Note, Options, Plan, Put, plan
 from offsite.plugins import Registry, discover_for
 from offsite.session import Session, Transport
@@ -182,22 +184,29 @@ class TargetResult:
     deleted: int = 0
     #: The target could not even start: credentials, plugin, configuration.
     setup_error: bool = False
+    #: Not started: another process works the job.
+    locked: bool = False
 
 
 EXIT_OK, EXIT_TARGET_FAILED, EXIT_USAGE, EXIT_BAD_DATA, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+#: Another process works a job (sysexits' EX_TEMPFAIL: try again later).
+EXIT_LOCKED = 75
 
 
 def exit_code(results: Iterable[TargetResult]) -> int:
     """The run's exit code: 2 if a target's setup (credentials, plugin) is
-    wrong, else 3 if bad data was found, else 1 if a target failed, else 0.
-    The more an operator has to fix by hand, the higher it ranks."""
+    wrong, else 3 if bad data was found, else 1 if a target failed, else 75
+    if a job was left alone because another process works it, else 0. The
+    more an operator has to fix by hand, the higher it ranks."""
     results = list(results)
     if any(r.setup_error for r in results):
         return EXIT_USAGE
     if any(r.bad_data for r in results):
         return EXIT_BAD_DATA
-    if any(not r.ok for r in results):
+    if any(not r.ok and not r.locked for r in results):
         return EXIT_TARGET_FAILED
+    if any(r.locked for r in results):
+        return EXIT_LOCKED
     return EXIT_OK
 
 
@@ -339,8 +348,14 @@ class Engine:
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
         max_delete: int | None = None,
+        wait: bool = False,
+        command: str = "offsite run",
     ) -> None:
         self.config = config
+        #: Wait for a job another process works, instead of leaving it.
+        self.wait = wait
+        #: What this process is, in the lock (other processes' messages, status).
+        self.command = command
         #: Overrides every mirror target's ``max_delete`` for this engine's runs.
         self.max_delete = max_delete
         self.guard = overlap.Guard(j.destination for j in config.jobs)
@@ -377,6 +392,11 @@ class Engine:
         for job in self.jobs(names):
             try:
                 results += self.run_job(job)
+            except Locked as exc:  # another process works it: the other jobs run
+                for target in job.targets:
+                    self.emit(TargetFailed(job.name, target.name, "lock", str(exc)))
+                    results.append(TargetResult(job.name, target.name, False, error=str(exc),
+                                                locked=True))
             except (UsageError, ConfigError) as exc:
                 # e.g. its destination is missing: the other jobs still run
                 for target in job.targets:
@@ -397,7 +417,27 @@ class Engine:
             if job.name in problem.jobs:
                 raise ConfigError(problem.message, file=self.config.path, key=problem.key)
 
+    def lock(self, job: Job) -> JobLock:
+        """Take ``job``'s lock (waiting if the engine was told to).
+
+        :raises Locked: another process works the job.
+        """
+        lock = JobLock(self.config.folder, job.name, self.command)
+        lock.acquire(wait=self.wait, cancel=self.cancel)
+        return lock
+
     def run_job(self, job: Job) -> list[TargetResult]:
+        """Work one job, holding its lock.
+
+        :raises Locked: another process works it.
+        """
+        lock = self.lock(job)
+        try:
+            return self._run_job(job)
+        finally:
+            lock.release()
+
+    def _run_job(self, job: Job) -> list[TargetResult]:
         self.check_folders(job)
         local = scan_destination(job.destination, job.settle)
         self.emit(RunStarted(job.name, tuple(t.name for t in job.targets)))

@@ -8,6 +8,7 @@ The tree is shallow on purpose (after pyfilesystem2's ``fs.errors``)::
      ├── ConfigError              offsite.toml is wrong: file, key path, expectation (exit 2)
      ├── CredentialError          the credential store cannot be used (exit 2)
      ├── JournalError             the journal cannot be opened or is too new
+     ├── Locked                   another offsite process works the job (exit code 75)
      ├── SourceError              reading the local data to upload failed
      ├── ImageError               an image or a chain is bad data (exit code 3)
      │    ├── NotAnImage          wrong magic
@@ -131,6 +132,14 @@ class JournalError(OffsiteError):
     """The journal database cannot be opened or is from a newer offsite."""
 
     template = "journal {file}: {detail}"
+
+
+class Locked(OffsiteError):
+    """Another offsite process is working the job (exit code 75): its lock
+    is held. ``holder`` names that process when it is known."""
+
+    fix = ("let it finish (offsite status shows what it does), or pass --wait to start "
+           "as soon as it has")
 
 
 class SourceError(OffsiteError):
@@ -383,6 +392,7 @@ __all__ = [
     "ImageError",
     "IncompleteImage",
     "JournalError",
+    "Locked",
     "NotAnImage",
     "NotFound",
     "OffsiteError",
