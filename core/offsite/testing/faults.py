@@ -1,0 +1,238 @@
+"""Fault injection against a real target, for every plugin's tests.
+
+offsite runs here as real processes: killed with SIGKILL at random moments,
+or two at once on one job. After every blow the target is checked the way an
+operator would: every file under a final name is whole (images verify byte
+for byte, other files equal their source), nothing under the destination
+changed, ``offsite status`` does not call a dead run running. In the end one
+more run must leave the target holding exactly what it should, and a point
+restored from it must equal the volume at that point.
+
+A plugin's test gives a :class:`TargetSpec` for its real server::
+
+    def test_kill_nine_anywhere(tmp_path, sshd, sftp_folder):
+        spec = TargetSpec(sshd.url(sftp_folder), {"known_hosts": ...},
+                          {"password": sshd.password})
+        faults.kill_nine_anywhere(FaultSite(tmp_path, spec))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from offsite import lock, paths
+from offsite.config import Config
+from offsite.credentials import CredentialStore
+from offsite.engine import target_endpoint, target_transport
+from offsite.image.verify import verify_image
+from offsite.session import Session
+from offsite.testing.images import Volume
+from offsite.transport import RemoteFile
+
+#: The command line of offsite in a process of its own.
+OFFSITE = [sys.executable, "-c", "from offsite.cli import main; main()"]
+JOB, TARGET = "nightly", "t"
+
+
+@attrs.frozen
+class TargetSpec:
+    """One target on a real server: its URL, options and credentials, and
+    more ``[[job.target]]`` lines (``mirror = true``)."""
+
+    url: str
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    credentials: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    extra: str = ""
+
+
+class FaultSite:
+    """A destination with a changing volume's images and a job with one target.
+
+    :param bwlimit: slows the uploads down, so that a random moment falls
+        inside one more often than between them.
+    """
+
+    def __init__(self, root: Path, spec: TargetSpec, *, size: int = 4 << 20,
+                 block_size: int = 64 << 10, bwlimit: str = "2M", seed: int = 11) -> None:
+        self.root, self.spec = root, spec
+        self.dest = root / "destination"
+        self.dest.mkdir()
+        self.conf = root / "conf"
+        self.conf.mkdir()
+        self.config = self.conf / "offsite.toml"
+        self.block_size = block_size
+        self.vol = Volume(root / "volume.raw", size, seed=seed)
+        options = "".join(f"{k} = {json.dumps(v)}\n" for k, v in spec.options.items())
+        self.config.write_text(
+            f'[[job]]\nname = "{JOB}"\ndestination = "{self.dest}"\n'
+            f'[[job.target]]\nname = "{TARGET}"\nurl = "{spec.url}"\n'
+            f'bwlimit = "{bwlimit}"\n{spec.extra}\n'
+            + (f"[job.target.options]\n{options}" if options else ""))
+        if spec.credentials:
+            done = self.offsite("credentials", "set", f"{JOB}.{TARGET}", "--stdin",
+                                input=json.dumps(dict(spec.credentials)))
+            assert done.returncode == 0, done.stderr
+
+    # -- the volume ----------------------------------------------------------
+
+    def image(self) -> Path:
+        """The volume's next image: a full first, then incrementals of a
+        few scattered changes."""
+        if self.vol.images:
+            self.vol.scribble(10, 3 * self.block_size)
+            return self.vol.image(self.dest)
+        return self.vol.image(self.dest, block_size=self.block_size, compression="none")
+
+    # -- offsite as processes ---------------------------------------------------
+
+    def offsite(self, *args: str, input: str | None = None,
+                timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*OFFSITE, "--config", str(self.config), *args], input=input,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([*OFFSITE, "--config", str(self.config), *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    # -- the target as it really is ------------------------------------------------
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        config = Config.load(self.config)
+        job = config.job(JOB)
+        target = job.target(TARGET)
+        store = CredentialStore(self.conf)
+        transport = target_transport(job, target, store)
+        with transport.connect(target_endpoint(job, target, store)) as session:
+            yield session
+
+    def visible(self) -> list[RemoteFile]:
+        """Every file at the target under a final name."""
+        with self.session() as session:
+            return session.list()
+
+    def assert_sound(self) -> None:
+        """Every file under a final name at the target is whole."""
+        with self.session() as session, tempfile.TemporaryDirectory() as tmp:
+            for remote in session.list():
+                copy = Path(tmp) / paths.normalise(remote.path).replace("/", "_")
+                with session.get(remote.path) as stream, open(copy, "wb") as out:
+                    while chunk := stream.read(1 << 20):
+                        out.write(chunk)
+                if remote.path.endswith(".ofi"):
+                    verify_image(copy)  # raises ImageError on half a file
+                elif (self.dest / remote.path).is_file():  # else a foreign file
+                    source = self.dest / remote.path
+                    assert copy.read_bytes() == source.read_bytes(), remote.path
+                copy.unlink()
+
+    def restore(self, image: str) -> bytes:
+        out = self.root / "restored.raw"
+        out.unlink(missing_ok=True)
+        done = self.offsite("restore", JOB, TARGET, image, str(out))
+        assert done.returncode == 0, done.stderr
+        return out.read_bytes()
+
+    def snapshot(self) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in sorted(self.dest.iterdir()) if p.is_file()}
+
+    def status(self) -> dict[str, Any]:
+        done = self.offsite("status", "--json")
+        assert done.returncode == 0, done.stderr
+        docs = json.loads(done.stdout)["targets"]
+        return next((d for d in docs if d["target"] == TARGET), {})
+
+
+def _wait_for_lock(site: FaultSite, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while not lock.state(site.conf, JOB).held:
+        assert proc.poll() is None, f"the run ended before taking its lock: {proc.stderr}"
+        assert time.monotonic() < end, "the run never took its lock"
+        time.sleep(0.02)
+
+
+def two_runs_at_once(site: FaultSite) -> None:
+    """A second ``offsite run`` on a job that one is working leaves it (exit
+    75, naming the first); the first finishes, and the target is whole.
+
+    The site's ``bwlimit`` must make a run last longer than the second one
+    retries the lock (:data:`offsite.lock.GRACE`) after starting: "1M".
+    """
+    for _ in range(4):
+        site.image()
+    first = site.start("run")
+    _wait_for_lock(site, first)
+    second = site.offsite("run")
+    assert first.poll() is None, "the first run ended too soon: lower the site's bwlimit"
+    assert second.returncode == 75, (second.returncode, second.stderr)
+    assert f"is being worked by process {first.pid} on " in second.stderr
+    _out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    site.assert_sound()
+    names = sorted(f.path for f in site.visible())
+    assert names == ["vol-b001-i003.ofi", "vol-b001.ofi"], names
+    assert site.restore("vol-b001-i003.ofi") == site.vol.states[3]
+
+
+def kill_nine_anywhere(site: FaultSite, *, rounds: int = 6, seed: int | None = None,
+                       longest: float = 3.5) -> None:
+    """``offsite run`` killed with SIGKILL at random moments, ``rounds``
+    times, a new incremental arriving before each but the first (so every
+    round has work: resuming what the last one left, consolidating what
+    piled up), then a run to the end: the target must then hold exactly the
+    chain it should, whole.
+
+    :param longest: the latest moment to kill at, in seconds after the start;
+        with the site's ``bwlimit`` a round's run should take about as long.
+    """
+    seed = random.randrange(1 << 30) if seed is None else seed
+    rng = random.Random(seed)
+    where = f"(seed {seed}: pass seed={seed} to repeat)"
+    for _ in range(3):
+        site.image()
+    killed = 0
+    for n in range(rounds):
+        if n:
+            site.image()
+        before = site.snapshot()
+        proc = site.start("run")
+        time.sleep(rng.uniform(0.05, longest))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed += 1
+        proc.communicate(timeout=300)
+        assert site.snapshot() == before, f"the destination changed {where}"
+        try:
+            site.assert_sound()
+        except Exception as exc:
+            raise AssertionError(f"half a file under a final name {where}: {exc}") from exc
+        state = site.status().get("state")
+        assert state != "running", f"a killed run shows as running {where}"
+    assert killed, f"no run was killed: make the uploads slower {where}"
+    final = site.offsite("run")
+    assert final.returncode == 0, f"{final.stderr} {where}"
+    site.assert_sound()
+    points = len(site.vol.images) - 1
+    names = {f.path for f in site.visible()}
+    newest = f"vol-b001-i{points:03d}.ofi"
+    assert "vol-b001.ofi" in names and newest in names, f"{sorted(names)} {where}"
+    assert site.restore(newest) == site.vol.states[points], f"restored bytes differ {where}"
+    again = site.offsite("plan", "--json")
+    plans = json.loads(again.stdout)["plans"]
+    assert plans[0]["actions"] == [], f"not settled: {plans} {where}"
+
+
+__all__ = ["FaultSite", "TargetSpec", "kill_nine_anywhere", "two_runs_at_once"]

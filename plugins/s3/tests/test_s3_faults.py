@@ -1,0 +1,55 @@
+"""Fault injection against moto's S3: kill -9 anywhere (multipart uploads
+resumed by their parts), two runs at once, and prefixes that overlap (see
+:mod:`offsite.testing.faults`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from offsite.config import Config
+from offsite.errors import ConfigError
+from offsite.testing import faults
+from offsite.testing.faults import FaultSite, TargetSpec
+
+
+def spec(moto_s3: Any, bucket: str, folder: str = "offsite") -> TargetSpec:
+    return TargetSpec(f"s3://{bucket}/{folder}",
+                      {"endpoint_url": moto_s3.endpoint_url, "region": moto_s3.region},
+                      {"access_key_id": moto_s3.access_key_id,
+                       "secret_access_key": moto_s3.secret_access_key})
+
+
+def test_two_runs_at_once(tmp_path: Path, moto_s3: Any, s3_bucket: str) -> None:
+    faults.two_runs_at_once(FaultSite(tmp_path, spec(moto_s3, s3_bucket), bwlimit="1M"))
+
+
+def test_kill_nine_anywhere(tmp_path: Path, moto_s3: Any, s3_bucket: str) -> None:
+    # 6 MiB images: the full goes as a multipart upload (5 MiB parts).
+    site = FaultSite(tmp_path, spec(moto_s3, s3_bucket), size=6 << 20, bwlimit="3M")
+    faults.kill_nine_anywhere(site)
+    uploads = moto_s3.client().list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
+    assert uploads == [], "every multipart upload was completed or aborted"
+
+
+@pytest.mark.parametrize(("second", "refused"), [("offsite/sub", True), ("offsite", True),
+                                                  ("offsite2", False)])
+def test_mirror_prefixes_that_overlap_are_refused(tmp_path: Path, moto_s3: Any, s3_bucket: str,
+                                                  second: str, refused: bool) -> None:
+    def target(folder: str, extra: str = "") -> str:
+        return (f'[[job.target]]\nname = "t"\nurl = "s3://{s3_bucket}/{folder}"\n{extra}\n'
+                f'[job.target.options]\nendpoint_url = "{moto_s3.endpoint_url}"\n')
+
+    config = tmp_path / "offsite.toml"
+    config.write_text(f'[[job]]\nname = "a"\ndestination = "{tmp_path / "a"}"\n'
+                      + target("offsite", "mirror = true")
+                      + f'[[job]]\nname = "b"\ndestination = "{tmp_path / "b"}"\n'
+                      + target(second))
+    if refused:
+        with pytest.raises(ConfigError, match="mirrors") as caught:
+            Config.load(config)
+        assert caught.value.key == "job[1].target[0].url"
+    else:
+        Config.load(config)
