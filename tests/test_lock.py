@@ -18,28 +18,12 @@ from offsite import lock
 from offsite.errors import Locked
 from offsite.journal import Journal, Placed
 from offsite.lock import JobLock
-from offsite.testing.site import Site, files
-
-HOLD = """
-import sys, time
-from offsite.lock import JobLock
-JobLock(sys.argv[1], sys.argv[2], "offsite test").acquire()
-print("held", flush=True)
-time.sleep(120)
-"""
-
-
-def hold(folder: Path, job: str) -> subprocess.Popen[str]:
-    """Another process that takes ``job``'s lock and keeps it until killed."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), job],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline() == "held\n"
-    return proc
+from offsite.testing.site import Site, files, hold_lock
 
 
 @pytest.fixture
 def holder(site: Site) -> Iterator[subprocess.Popen[str]]:
-    proc = hold(site.conf_dir, "nightly")
+    proc = hold_lock(site.conf_dir, "nightly")
     yield proc
     proc.kill()
     proc.wait()
@@ -48,7 +32,7 @@ def holder(site: Site) -> Iterator[subprocess.Popen[str]]:
 def test_a_second_process_is_refused_with_the_holders_name(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lock, "GRACE", 0.3)
-    proc = hold(tmp_path, "nightly")
+    proc = hold_lock(tmp_path, "nightly")
     try:
         with pytest.raises(Locked) as caught:
             JobLock(tmp_path, "nightly").acquire()
@@ -72,7 +56,7 @@ def test_a_second_process_is_refused_with_the_holders_name(
 def test_waiting_takes_the_lock_when_it_is_released(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lock, "GRACE", 0.2)
-    proc = hold(tmp_path, "nightly")
+    proc = hold_lock(tmp_path, "nightly")
     with pytest.raises(Locked):
         JobLock(tmp_path, "nightly").acquire()
     started = time.monotonic()
@@ -157,7 +141,7 @@ def test_status_tells_a_dead_run_from_a_running_one(site: Site) -> None:
         j.begin_upload("nightly", "t", _placed("vol-b001.ofi", 1000))
         j.save_token("nightly", "t", "vol-b001.ofi", {"offset": 100}, 100)
 
-    proc = hold(site.conf_dir, "nightly")
+    proc = hold_lock(site.conf_dir, "nightly")
     try:
         (doc,) = json.loads(site.cli("status", "--json").stdout)["targets"]
         assert (doc["state"], doc["pid"]) == ("running", proc.pid)

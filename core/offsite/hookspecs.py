@@ -199,9 +199,14 @@ def put(conn: Connection, path: str, transfer: Transfer) -> RemoteFile | None:
     :param conn: what ``connect`` returned.
     :param path: the final remote path (normalised, relative to the folder).
     :param transfer: the source, the resume token and the progress channel.
-    :returns: the placed file (size, mtime, and a checksum if known: the
-        one ``list`` will show for it, which the journal keeps so that a
-        listing with another one is seen as a file replaced at the target).
+    :returns: the placed file: its size, its mtime and a checksum if known,
+        each the one ``list`` will show for it (stat the file after the
+        rename, do not use the local clock). The journal keeps them, so that
+        a listing with another checksum, or without checksums another mtime
+        (by more than a second), is seen as a file changed at the target and
+        put again: a put that reports another mtime than list makes every
+        run upload the file again. Report 0 for an mtime the server cannot
+        tell.
     :raises PermissionDenied: the folder or file cannot be written.
     :raises Transient: the connection dropped; the engine retries with the
         token you saved.

@@ -61,6 +61,8 @@ LISTING = "contract: list returns path, size and mtime of every file, recursivel
 LIST_MISSING = "contract: list of a missing folder is empty"
 CHECKSUMS = ("contract: put reports the checksum list shows for the file ('kind:value', "
              "or None for both), so a replaced file is noticed")
+STAMPS = ("contract: put reports the mtime list shows for the file (within a second), so a "
+          "file changed at the target is noticed and a placed one is not uploaded again")
 UNICODE = "contract: Unicode names (NFC) round-trip"
 DELETE = "contract: delete removes the file"
 DELETE_MISSING = "contract: delete of a missing file raises NotFound"
@@ -335,6 +337,8 @@ class ListTests:
                   for path, size in (("a.ofi", 100), ("set/b.ofi", large_size))}
         for f in session.list():
             assert f.checksum == placed[f.path].checksum, CHECKSUMS
+            assert abs(f.mtime - placed[f.path].mtime) <= 1.0, \
+                f"{STAMPS}: put said {placed[f.path].mtime}, list says {f.mtime}"
             if f.checksum is not None:
                 kind, colon, value = f.checksum.partition(":")
                 assert kind and colon and value, CHECKSUMS

@@ -12,6 +12,8 @@ images, a config folder, target folders, and the command line to drive them.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -89,3 +91,21 @@ def seq(path: Path) -> tuple[int, int]:
     """The sequence numbers an image covers."""
     with ImageReader(path) as r:
         return r.meta.seq_first, r.meta.seq_last
+
+
+_HOLD = """
+import sys, time
+from offsite.lock import JobLock
+JobLock(sys.argv[1], sys.argv[2], "offsite test").acquire()
+print("held", flush=True)
+time.sleep(300)
+"""
+
+
+def hold_lock(folder: Path, job: str) -> subprocess.Popen[str]:
+    """Another process that takes ``job``'s lock in the config folder
+    ``folder`` and keeps it until it is killed."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(folder), job],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "held\n"
+    return proc
