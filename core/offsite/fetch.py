@@ -1,95 +1,189 @@
-"""Reading images back from a target: restore a point straight from it.
+"""Reading images back from a target: restore a point, verify an image.
 
 The chain is worked out from the target itself, not from the journal, so a
 restore works from any machine with the configuration and credentials: the
 header of every image in the image's folder is read through ``get`` (a few
-hundred bytes each), the chain is linked by states, and the chain's images
-are streamed into a temporary folder beside the output, then restored with
-every block checked. The temporary folder is removed afterwards, whatever
-happens.
+hundred bytes each) and the chain is linked by states. The chain's images
+are then read straight from the target, through
+:class:`~offsite.remote.RemoteAccess`, and merged into the output with every
+block checked, as a local restore does: nothing is staged on local disk, and
+memory holds a round of index entries and one payload at a time, whatever
+the size of the images.
+
+:func:`verify_remote_image` reads every byte of one image at a target and
+makes the checks ``offsite image verify`` makes, plus, given the digest
+offsite recorded when it placed the file, that it is still that image.
 """
 
 from __future__ import annotations
 
 import posixpath
-import shutil
-import tempfile
 from pathlib import Path
 
 from offsite import paths
-from offsite.errors import CorruptImage, IncompleteImage, NotAnImage, NotFound
+from offsite.errors import (
+    BrokenChain,
+    CorruptImage,
+    ImageError,
+    NotFound,
+    PermissionDenied,
+)
 from offsite.image.chain import ImageFile, chain_to
-from offsite.image.format import HEADER, MAGIC, MAX_METADATA, Metadata
-from offsite.image.restore import restore_chain
+from offsite.image.format import NAME, Metadata
+from offsite.image.reader import ImageReader, read_metadata
+from offsite.image.restore import check_output, restore_readers
+from offsite.image.verify import check_payloads
+from offsite.remote import RemoteAccess, Streams
 from offsite.session import Session
-from offsite.transport import Readable
+from offsite.transport import RemoteFile
 
-CHUNK = 1 << 20
-
-
-def _read_exactly(stream: Readable, n: int, what: str) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        chunk = stream.read(n - len(data))
-        if not chunk:
-            raise IncompleteImage(f"ends inside its {what}", file=what)
-        data += chunk
-    return bytes(data)
+#: The prefix of an image's digest as the journal records it (``ofi:`` + hex).
+DIGEST_PREFIX = "ofi:"
 
 
-def remote_header(session: Session, path: str) -> Metadata:
-    """The metadata of a remote image, read through ``get``.
+def remote_header(session: Session | Streams, path: str, size: int) -> Metadata:
+    """The metadata of a remote image, from its header (read through ``get``).
 
-    :raises NotAnImage: the file is not an OFI image.
+    :raises ImageError: the file is not an image, or its header is cut
+        short or damaged.
     """
-    with session.get(path) as stream:
-        head = _read_exactly(stream, HEADER.size, "header")
-        magic, _major, _minor, length = HEADER.unpack(head)
-        if magic != MAGIC:
-            raise NotAnImage("wrong magic", file=path)
-        if length > MAX_METADATA:
-            raise CorruptImage(f"metadata length {length} exceeds {MAX_METADATA}", file=path)
-        raw = _read_exactly(stream, length, "metadata")
-    return Metadata.from_json(raw, file=path)
+    with RemoteAccess(session, path, size) as access:
+        return read_metadata(access)
+
+
+def _listing(session: Session, folder: str) -> dict[str, RemoteFile]:
+    return {f.path: f for f in session.list(folder) if posixpath.dirname(f.path) == folder}
+
+
+def _reason(exc: ImageError) -> str:
+    """An image error's message without the file name it starts with (and
+    without its fix: the broken chain's is the one that applies)."""
+    return exc.message.removeprefix(f"{exc.file}: ")
+
+
+def _may_belong(name: str, gap: Metadata) -> bool:
+    """Whether a file named ``name`` may be an image the chain of ``gap``
+    lacks: one of its set's, sequence before the gap (its name says, when it
+    is an image's name; the header, not the name, is the truth)."""
+    match = NAME.match(name)
+    if match is None:
+        return True
+    seq = int(match["seq"]) if match["seq"] else 0
+    return (match["label"], int(match["gen"])) == (gap.label, gap.generation) \
+        and seq < gap.seq_first
 
 
 def remote_chain(session: Session, image: str) -> list[ImageFile]:
     """The chain from its full image to ``image``, as the target holds it.
 
     :raises NotFound: ``image`` is not at the target.
-    :raises BrokenChain: the target's chain has a gap.
+    :raises ImageError: ``image`` is not a sound image (not an image, cut
+        short, a damaged header or footer), naming its remote path.
+    :raises BrokenChain: the target's chain has a gap; images in the folder
+        that might have filled it but cannot be read are named.
     """
     image = paths.normalise(image)
     folder = posixpath.dirname(image)
-    listing = {f.path: f for f in session.list(folder)
-               if posixpath.dirname(f.path) == folder and f.path.endswith(".ofi")}
+    listing = {p: f for p, f in _listing(session, folder).items() if p.endswith(".ofi")}
     if image not in listing:
         raise NotFound(path=image, step="restore")
-    images = []
-    for path, remote in sorted(listing.items()):
-        try:
-            meta = remote_header(session, path)
-        except (NotAnImage, CorruptImage, IncompleteImage):
-            continue  # not part of any chain; the chain check reports a gap if needed
-        images.append(ImageFile(Path(path), meta, remote.size, remote.mtime))
-    wanted = next(i for i in images if i.path == Path(image))
-    return chain_to(wanted, images)
+    with Streams(session) as streams:
+        found = listing[image]
+        # The image asked for is opened whole (header and footer): if it is
+        # not an image, the operator hears that, not that its chain is broken.
+        with ImageReader(RemoteAccess(streams, image, found.size)) as reader:
+            wanted = ImageFile(Path(image), reader.meta, found.size, found.mtime)
+        images = [wanted]
+        damaged: list[tuple[str, str]] = []
+        for path, remote in sorted(listing.items()):
+            if path == image:
+                continue
+            try:
+                meta = remote_header(streams, path, remote.size)
+            except ImageError as exc:
+                damaged.append((path, _reason(exc)))
+                continue
+            except (NotFound, PermissionDenied) as exc:  # gone since the listing, or unreadable
+                damaged.append((path, f"cannot be read: {exc.message}"))
+                continue
+            images.append(ImageFile(Path(path), meta, remote.size, remote.mtime))
+    try:
+        return chain_to(wanted, images)
+    except BrokenChain as exc:
+        gap = next(i.meta for i in images if str(i.path) == exc.file)
+        named = [f"{posixpath.basename(p)} at the target is damaged: {why}"
+                 for p, why in damaged if _may_belong(posixpath.basename(p), gap)]
+        if not named:
+            raise
+        raise BrokenChain("; ".join([exc.detail, *named]), file=exc.file) from None
 
 
 def restore_from_target(session: Session, image: str, output: Path, *,
                         force: bool = False) -> list[ImageFile]:
-    """Restore the volume at ``image`` from the target to ``output``."""
+    """Restore the volume at ``image`` from the target to ``output``.
+
+    The chain's images are read straight from the target and merged into
+    ``output`` under a temporary name, renamed into place when complete.
+
+    :raises NotFound: ``image`` is not at the target.
+    :raises UsageError: ``output`` exists and not ``force``.
+    :raises ImageError: a break in the chain or damaged data, naming the
+        remote file; nothing is left under ``output`` then (unless it is a
+        device), and no temporary file.
+    :raises TargetError: reading from the target failed (the same).
+    """
     chain = remote_chain(session, image)
     output = output.absolute()
-    staging = Path(tempfile.mkdtemp(prefix=".offsite-restore-", dir=output.parent))
-    try:
-        local = []
-        for item in chain:
-            target = staging / item.path.name
-            with session.get(str(item.path)) as stream, open(target, "wb") as out:
-                shutil.copyfileobj(stream, out, CHUNK)
-            local.append(target)
-        restore_chain(local, output, force=force)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    check_output(output, force)
+    with Streams(session) as streams:
+        readers: list[ImageReader] = []
+        try:
+            for item in chain:
+                readers.append(ImageReader(RemoteAccess(streams, str(item.path), item.size)))
+            restore_readers(readers, output, force=force)
+        finally:
+            for reader in readers:
+                reader.close()
     return chain
+
+
+def verify_remote_image(session: Session, image: str | RemoteFile, *,
+                        digest: str | None = None) -> ImageFile:
+    """Read every byte of an image at the target and check it.
+
+    The checks ``offsite image verify`` makes (every index entry, the
+    footer's SHA-256, every payload's SHA-256), and, given ``digest``, that
+    the image's root digest is that one.
+
+    :param image: the image's remote path, or its entry in the target's
+        listing (which saves listing its folder to learn its size).
+    :param digest: what offsite recorded for the file when it placed it
+        (``"ofi:"`` and the footer digest in hex, as the journal holds it and
+        ``offsite image info`` shows it).
+    :returns: the image, with its metadata and size.
+    :raises NotFound: there is no such file at the target.
+    :raises ImageError: the first problem found, naming the remote path; a
+        :class:`~offsite.errors.CorruptImage` if the file is a sound image
+        but not the one recorded.
+    :raises ValueError: ``digest`` is not an image's digest.
+    """
+    if digest is not None and not digest.startswith(DIGEST_PREFIX):
+        raise ValueError(f"{digest!r} is not an image digest ({DIGEST_PREFIX}…)")
+    if isinstance(image, str):
+        path = paths.normalise(image)
+        found = _listing(session, posixpath.dirname(path)).get(path)
+        if found is None:
+            raise NotFound(path=path, step="verify")
+        image = found
+    with ImageReader(RemoteAccess(session, image.path, image.size)) as reader:
+        # What check_image does, with the recorded digest compared as soon as
+        # the footer's is proven: a file that is not the image placed is
+        # named as such, before its payloads are read.
+        reader.check_index()
+        actual = DIGEST_PREFIX + reader.digest.hex()
+        if digest is not None and actual != digest:
+            raise CorruptImage(f"the file at the target is not the image that was placed: "
+                               f"its digest is {actual}, offsite recorded {digest}",
+                               file=image.path)
+        check_payloads(reader)
+        return ImageFile(Path(image.path), reader.meta, image.size, image.mtime)

@@ -6,13 +6,20 @@ wins. Each winning payload is checked (SHA-256, decompressed length) before
 it is written. A regular-file output is written under a temporary name and
 renamed when complete, sparse where blocks are zero; a block-device output
 is written in place, zeros included.
+
+:func:`restore_readers` does the merge from open readers, wherever they
+read (``offsite restore`` reads a chain straight from a target). It goes in
+rounds of :data:`ROUND` winning blocks: the round's index entries are merged
+first, then each image's winners are read in one forward run, image after
+image. A reader at a target then streams each image's index and payloads
+forward, rather than jumping from image to image at every block.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import zstandard
@@ -21,8 +28,13 @@ from offsite.durable import fsync_dir
 from offsite.errors import UsageError
 from offsite.image.chain import ImageFile, chain_to, read_image_file, scan
 from offsite.image.consolidate import merge
+from offsite.image.format import Entry
 from offsite.image.reader import ImageReader
 from offsite.image.writer import temporary_path
+
+#: Winning blocks merged per round (their entries are what a round holds:
+#: about 1 MiB), as many as the reader fetches index entries at once.
+ROUND = 4096
 
 
 def find_chain(image: Path) -> list[ImageFile]:
@@ -50,16 +62,65 @@ def restore(image: str | os.PathLike[str], output: str | os.PathLike[str], *,
     return chain
 
 
+def check_output(output: Path, force: bool) -> bool:
+    """Whether ``output`` is a block device (written in place).
+
+    :raises UsageError: an existing regular file without ``force``.
+    """
+    device = output.exists() and stat.S_ISBLK(output.stat().st_mode)
+    if output.exists() and not device and not force:
+        raise UsageError(f"{output} exists: pass --force to replace it")
+    return device
+
+
 def restore_chain(paths: Sequence[Path], output: Path, *, force: bool = False) -> None:
     """Restore the state at the end of the chain ``paths`` (full first)."""
-    device = output.exists() and stat.S_ISBLK(output.stat().st_mode)
     if output.exists():
         for p in paths:
             if os.path.samefile(p, output):
                 raise UsageError(f"{output} is one of the images being restored from")
-        if not device and not force:
-            raise UsageError(f"{output} exists: pass --force to replace it")
-    readers = [ImageReader(p) for p in paths]
+    check_output(output, force)
+    readers: list[ImageReader] = []
+    try:
+        for p in paths:
+            readers.append(ImageReader(p))
+        restore_readers(readers, output, force=force)
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+def rounds(readers: Sequence[ImageReader]) -> Iterator[list[tuple[ImageReader, list[Entry]]]]:
+    """The newest entry of every block, in rounds of up to :data:`ROUND`: per
+    round, each reader with winners (oldest first) and its winners in file order."""
+    held: dict[ImageReader, list[Entry]] = {}
+    count = 0
+
+    def flush() -> list[tuple[ImageReader, list[Entry]]]:
+        nonlocal count
+        out = [(r, held.pop(r)) for r in readers if r in held]
+        count = 0
+        return out
+
+    for reader, entry in merge(readers):
+        held.setdefault(reader, []).append(entry)
+        count += 1
+        if count == ROUND:
+            yield flush()
+    if count:
+        yield flush()
+
+
+def restore_readers(readers: Sequence[ImageReader], output: Path, *,
+                    force: bool = False) -> None:
+    """Restore the state at the end of the chain ``readers`` (full first) to
+    ``output``; the readers stay open (the caller closes them).
+
+    :raises UsageError: ``output`` is an existing regular file and not ``force``.
+    :raises ImageError: damaged data (nothing is left under ``output`` then,
+        unless it is a device).
+    """
+    device = check_output(output, force)
     target = output if device else temporary_path(output)
     try:
         meta = readers[-1].meta
@@ -68,10 +129,13 @@ def restore_chain(paths: Sequence[Path], output: Path, *, force: bool = False) -
             if not device:
                 os.ftruncate(fd, meta.volume_size)  # sparse: zero blocks cost nothing
             decompressor = zstandard.ZstdDecompressor()
-            for reader, entry in merge(readers):
-                if entry.zero and not device:
-                    continue
-                os.pwrite(fd, reader.block(entry, decompressor), entry.block * meta.block_size)
+            for run in rounds(readers):
+                for reader, entries in run:
+                    for entry in entries:
+                        if entry.zero and not device:
+                            continue
+                        os.pwrite(fd, reader.block(entry, decompressor),
+                                  entry.block * meta.block_size)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -82,6 +146,3 @@ def restore_chain(paths: Sequence[Path], output: Path, *, force: bool = False) -
         if not device:
             target.unlink(missing_ok=True)
         raise
-    finally:
-        for reader in readers:
-            reader.close()

@@ -32,19 +32,38 @@ class Report:
         return not self.problems
 
 
+def check_image(reader: ImageReader) -> None:
+    """Read and check every byte of an open image, wherever it is read from
+    (:func:`verify_image` here, :func:`offsite.fetch.verify_remote_image` at
+    a target).
+
+    The cheapest and most basic checks first, so the first problem raised is
+    the root cause: the index's structure and then the footer hash (one read
+    of the index), then every payload's SHA-256 (:func:`check_payloads`).
+
+    :raises ImageError: the first problem found.
+    """
+    reader.check_index()
+    check_payloads(reader)
+
+
+def check_payloads(reader: ImageReader) -> None:
+    """Check every payload's SHA-256 against the index, in file order.
+
+    :raises CorruptImage: the first payload that does not match.
+    """
+    for entry in reader.entries():
+        if not entry.zero:
+            reader.stored(entry)
+
+
 def verify_image(path: Path) -> ImageFile:
     """Read and check every byte of one image.
 
     :raises ImageError: the first problem found.
     """
     with ImageReader(path) as reader:
-        # The cheapest and most basic checks first, so the report names the
-        # root cause: index structure, then the footer hash, then payloads.
-        for _entry in reader.entries():
-            pass
-        reader.check_footer()
-        for entry in reader.entries():
-            reader.stored(entry)
+        check_image(reader)
     return read_image_file(path)
 
 

@@ -1,0 +1,192 @@
+"""Files at a target read by offset, through a few forward ``get`` streams.
+
+The contract reads a remote file one way: ``get(path, offset)`` opens a
+stream from ``offset`` to the end. An :class:`~offsite.image.reader.ImageReader`
+reads by offset (``pread``), in forward runs: the header, the footer, then
+the index and the payloads, each from its start onwards.
+:class:`RemoteAccess` serves those reads from open streams: a read where a
+stream of the file stands continues it, a short gap forward (up to
+:data:`SKIP`) is read and dropped, anything else opens a new stream at the
+offset. A read holds no more than it returns (at most one payload) plus a
+:data:`PIECE` while it skips.
+
+The streams of one session live in one :class:`Streams`, shared by every
+file read through it: at most ``limit`` open at once, the least recently
+used closed first, all closed by :meth:`Streams.close`. The limit is one by
+default because the contract does not promise that a connection serves two
+open streams at once, and offsite-sftp's does not: its streams take their
+answers off the one SFTP channel, so opening or reading a second one while
+the first has reads in flight swallows the first one's answers, and the
+first waits forever. One stream per session costs a new ``get`` at each
+switch between index and payloads, or between images; the readers keep
+those rare (the index is read 4096 entries at a time, a restore merges in
+rounds, see :mod:`offsite.image.restore`). Where a caller knows its
+connection serves several, a larger limit lets each forward run keep a
+stream of its own.
+
+Not thread-safe: one reader at a time per :class:`Streams`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Protocol
+
+from offsite.transport import Readable
+
+#: A forward gap up to this is read and dropped rather than answered with a
+#: new ``get``: cheaper than a request and its round trips (and, over SFTP,
+#: the read-ahead a new stream asks for).
+SKIP = 1 << 20
+#: The most a skip holds at once.
+PIECE = 64 << 10
+
+
+class Getter(Protocol):
+    """What :class:`Streams` opens streams with (an :class:`offsite.session.Session`)."""
+
+    def get(self, path: str, offset: int = 0) -> Readable: ...
+
+
+class _Stream:
+    """One open ``get`` stream of one file, and where it stands."""
+
+    def __init__(self, owner: RemoteAccess, stream: Readable, position: int) -> None:
+        self.owner = owner
+        self.stream = stream
+        self.position = position
+
+    def read(self, length: int) -> bytes:
+        """Up to ``length`` bytes from where the stream stands (fewer at its end)."""
+        first = self.stream.read(length)
+        if len(first) in (0, length):
+            self.position += len(first)
+            return first
+        parts = [first]
+        got = len(first)
+        while got < length:
+            chunk = self.stream.read(length - got)
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        self.position += got
+        return b"".join(parts)
+
+    def skip(self, length: int) -> bool:
+        """Read and drop ``length`` bytes; False if the stream ended first."""
+        while length:
+            dropped = len(self.read(min(length, PIECE)))
+            if not dropped:
+                return False
+            length -= dropped
+        return True
+
+
+class Streams:
+    """The ``get`` streams open on one session, for every file read through it.
+
+    :param session: what opens streams (``get(path, offset)``).
+    :param limit: how many may be open at once; more than one only where
+        the session's connection serves several at once (see the module doc).
+    """
+
+    def __init__(self, session: Getter, *, limit: int = 1) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        self.session = session
+        self.limit = limit
+        #: Open streams, least recently used first.
+        self._open: OrderedDict[int, _Stream] = OrderedDict()
+        #: How many ``get`` streams were opened (for the curious and the tests).
+        self.opened = 0
+
+    def read(self, owner: RemoteAccess, length: int, offset: int) -> bytes:
+        """Up to ``length`` bytes of ``owner``'s file from ``offset``."""
+        stream = self._stream(owner, offset)
+        try:
+            data = stream.read(length)
+        except BaseException:
+            self._close(stream)
+            raise
+        if len(data) < length:  # the file ends: nothing more to read from this one
+            self._close(stream)
+        return data
+
+    def _stream(self, owner: RemoteAccess, offset: int) -> _Stream:
+        """A stream of ``owner``'s file standing at ``offset``: one that stands
+        there or a little before it, else a new one."""
+        best: _Stream | None = None
+        for candidate in self._open.values():
+            if (candidate.owner is owner and candidate.position <= offset
+                    <= candidate.position + SKIP
+                    and (best is None or candidate.position > best.position)):
+                best = candidate
+        if best is not None:
+            self._open.move_to_end(id(best))
+            try:
+                if best.skip(offset - best.position):
+                    return best
+            except BaseException:
+                self._close(best)
+                raise
+            self._close(best)  # ended inside the gap: the file is shorter than it was
+        while len(self._open) >= self.limit:
+            self._close(next(iter(self._open.values())))
+        stream = _Stream(owner, self.session.get(owner.path, offset), offset)
+        self.opened += 1
+        self._open[id(stream)] = stream
+        return stream
+
+    def _close(self, stream: _Stream) -> None:
+        self._open.pop(id(stream), None)
+        stream.stream.close()
+
+    def close(self, owner: RemoteAccess | None = None) -> None:
+        """Close ``owner``'s streams, or every stream."""
+        for stream in list(self._open.values()):
+            if owner is None or stream.owner is owner:
+                self._close(stream)
+
+    def __enter__(self) -> Streams:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RemoteAccess:
+    """A file at a target as a :class:`~offsite.image.reader.RandomAccess`.
+
+    :param streams: the session's :class:`Streams`, or the session itself
+        (then the file gets streams of its own, one at a time).
+    :param path: the file's path at the target; errors name it.
+    :param size: its size, as the target's listing reports it.
+    """
+
+    def __init__(self, streams: Streams | Getter, path: str, size: int) -> None:
+        self.streams = streams if isinstance(streams, Streams) else Streams(streams)
+        self.path = path
+        self.name = path
+        self.size = size
+
+    def pread(self, length: int, offset: int) -> bytes:
+        """Up to ``length`` bytes from ``offset``; fewer only where the file
+        ends (or where it really ends, if it shrank since it was listed)."""
+        length = max(0, min(length, self.size - offset))
+        if not length:
+            return b""  # no stream for nothing: zero blocks, reads past the end
+        return self.streams.read(self, length, offset)
+
+    def close(self) -> None:
+        """Close this file's streams (the others stay open)."""
+        self.streams.close(self)
+
+    def __enter__(self) -> RemoteAccess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<RemoteAccess {self.path} {self.size} bytes>"
