@@ -204,5 +204,8 @@ def test_restore_command_names_the_bad_file_in_one_line(tmp_path: Path, case: st
     assert "Traceback" not in result.output + result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith(f"error: {chain.remote(named)}: {says}"), lines[0]
+    assert lines[0].startswith(f"error: {chain.remote(named)} at nightly.t: {says}"), lines[0]
+    assert lines[0].endswith("Fix: run offsite verify nightly t --read-data: it marks what is "
+                             "damaged or missing at the target, and the next offsite run puts "
+                             "it again from the destination"), lines[0]
     assert list(out_dir.iterdir()) == [], "OUTPUT absent, no temporary file"

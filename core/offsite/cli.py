@@ -564,6 +564,102 @@ def status(as_json: bool, watch: bool) -> None:
                 return
 
 
+def _verify_target(ctx: _Context, j: Any, t: Any, store: Any, journal: Any, read_data: bool,
+                   as_json: bool) -> tuple[dict[str, Any], bool]:
+    """Audit one target, mark what is bad; its JSON entry, and whether all was well."""
+    import attrs
+
+    from offsite.audit import Finding, audit
+    from offsite.engine import target_endpoint, target_transport
+    from offsite.errors import TargetError
+
+    name = f"{j.name}.{t.name}"
+
+    def show(f: Finding) -> None:
+        if not as_json:
+            click.echo(f"{'ok ' if f.ok else 'BAD'}  {name}  {f.path}"
+                       + (f": {f.problem}" if f.problem else ""))
+
+    entry: dict[str, Any] = {"job": j.name, "target": t.name, "error": None, "findings": []}
+    try:
+        transport = target_transport(j, t, store, ctx.registry)
+        with transport.connect(target_endpoint(j, t, store)) as session:
+            findings = audit(session, journal.placed(j.name, t.name), read_data=read_data,
+                             progress=show)
+    except TargetError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return {**entry, "error": str(exc)}, True
+    wrong = [f for f in findings if not f.ok]
+    journal.distrust(j.name, t.name, [(f.path, f.problem or "") for f in wrong])
+    entry["findings"] = [{**attrs.asdict(f), "ok": f.ok} for f in findings]
+    how = "by reading every byte" if read_data else "by listing"
+    said = (f"{len(wrong)} not as placed: the next offsite run puts them again (where the "
+            "destination still has their sources)" if wrong else "all as placed")
+    click.echo(f"{name}: {len(findings)} placed file(s) checked {how}, {said}", err=True)
+    return entry, not wrong
+
+
+@cli.command("verify")
+@click.argument("job")
+@click.argument("target", required=False)
+@click.option("--read-data", "read_data", is_flag=True,
+              help="Read every byte back: images block by block against their own SHA-256s "
+              "and the digest recorded when they were placed, other files against their "
+              "recorded SHA-256.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--wait", is_flag=True,
+              help="If another offsite process works JOB, wait for it to finish.")
+def verify_cmd(job: str, target: str | None, read_data: bool, as_json: bool,
+               wait: bool) -> None:
+    """Check that what offsite placed at JOB's targets (or TARGET) is there as placed.
+
+    Every file the journal records as placed is looked up in the target's
+    listing (size, and the checksum or modification time the target
+    reported when it was placed); with --read-data every byte is read back
+    and checked. What is bad is marked in the journal, and the next offsite
+    run puts it again. Files offsite did not place are not looked at.
+
+    Exit 0 all as placed, 1 a target could not be checked, 3 bad files
+    found, 75 another offsite process works JOB.
+    """
+    from offsite.lock import JobLock
+
+    with _replication_errors():
+        ctx = _ctx()
+        j = ctx.config.job(job)
+        targets = [j.target(target)] if target else list(j.targets)
+        store = ctx.credentials()
+        doc: list[dict[str, Any]] = []
+        failed = bad = False
+        lock = JobLock(ctx.config.folder, j.name, "offsite verify")
+        lock.acquire(wait=wait)
+        try:
+            with ctx.journal() as journal:
+                for t in targets:
+                    entry, ok = _verify_target(ctx, j, t, store, journal, read_data, as_json)
+                    doc.append(entry)
+                    failed |= entry["error"] is not None
+                    bad |= not ok
+        finally:
+            lock.release()
+    if as_json:
+        click.echo(json.dumps({"targets": doc}, ensure_ascii=False, separators=(",", ":")))
+    if failed:
+        sys.exit(EXIT_TARGET_FAILED)
+    if bad:
+        sys.exit(EXIT_BAD_DATA)
+
+
+def _at_target(exc: ImageError, job: str, target: str) -> ImageError:
+    """``exc``, said of a file at a target, with what to do about a bad copy there."""
+    fields = {k: v for k, v in exc.fields.items() if k != "file"}
+    return type(exc)(exc.detail, file=f"{exc.file} at {job}.{target}", block=exc.block,
+                     offset=exc.offset, **fields, fix=(
+                         f"run offsite verify {job} {target} --read-data: it marks what is "
+                         "damaged or missing at the target, and the next offsite run puts it "
+                         "again from the destination"))
+
+
 @cli.command("restore")
 @click.argument("job")
 @click.argument("target")
@@ -595,6 +691,8 @@ def restore_cmd(job: str, target: str, image_path: str, output: str, force: bool
                 try:
                     chain = restore_from_target(session, candidate, Path(output), force=force)
                     break
+                except ImageError as exc:
+                    raise _at_target(exc, j.name, t.name) from exc
                 except NotFound as exc:
                     if exc.path != paths.normalise(candidate):
                         raise  # something else is missing: a target error

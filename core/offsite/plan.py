@@ -182,12 +182,12 @@ def plan(
         if seen is None or seen.size != p.size:
             forget.append(p.remote_path)
             continue
-        changed = _changed(p, seen)
-        if changed and changed != p.problem:
-            distrust.append((p.remote_path, changed))
-        if not changed:
+        why = changed(p, seen)
+        if why and why != p.problem:
+            distrust.append((p.remote_path, why))
+        if not why:
             ours.add(p.remote_path)
-        if changed or p.problem:
+        if why or p.problem:
             replaced.add(p.remote_path)
         else:
             trusted[p.remote_path] = p
@@ -204,7 +204,7 @@ def plan(
     return Plan(tuple(actions), tuple(notes), tuple(sorted(forget)), tuple(sorted(distrust)))
 
 
-def _changed(p: Placed, seen: RemoteFile) -> str | None:
+def changed(p: Placed, seen: RemoteFile) -> str | None:
     """Why the file at the target is not the one offsite placed, or None.
 
     The target's checksum, where it keeps one of the kind recorded (``etag:``
