@@ -537,3 +537,9 @@ def test_max_delete(text: str, value: int, tmp_path: Path) -> None:
     assert load(target_text("mirror = true"), tmp_path).jobs[0].targets[0].max_delete == 50
     plain = load(target_text("max_delete = 10"), tmp_path)
     assert "max_delete applies to mirror targets only" in plain.warnings[0]
+
+
+def test_a_byte_order_mark_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "offsite.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
+    assert Config.load(path).jobs[0].name == "nightly"

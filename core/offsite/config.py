@@ -320,6 +320,9 @@ class Config:
                 file=path, key="(file)",
                 fix=f"make it readable by this user, or pass --config FILE or set {CONFIG_ENV}",
             ) from None
+        # Windows editors (Notepad) start UTF-8 files with a byte-order mark,
+        # which TOML parsers take for a stray character at line 1, column 1.
+        data = data.removeprefix(b"\xef\xbb\xbf")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # rich costs 0.1 s to import: only the terminal display loads
     from rich.progress import TaskID
     from rich.table import Table
 
-from offsite.engine import (
+from offsite.events import (
     BytesProgressed,
     DataProblem,
     Deleted,

@@ -29,16 +29,16 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import attrs
 
 from offsite import overlap
-from offsite.config import DEFAULT_SETTLE, Config, Job, TargetConfig
+from offsite.config import Config, Job, TargetConfig
 from offsite.credentials import CredentialStore
+from offsite.destination import scan_destination
 from offsite.errors import (
     ConfigError,
     CredentialError,
@@ -54,7 +54,30 @@ from offsite.errors import (
     UsageError,
     find_cause,
 )
-from offsite.image.chain import scan
+from offsite.events import (
+    EXIT_BAD_DATA,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_TARGET_FAILED,
+    EXIT_USAGE,
+    BytesProgressed,
+    Cancelled,
+    DataProblem,
+    Deleted,
+    Event,
+    Listener,
+    RetryScheduled,
+    RunDone,
+    RunStarted,
+    TargetDone,
+    TargetFailed,
+    TargetResult,
+    UploadDone,
+    UploadStarted,
+    event_name,
+    exit_code,
+)
 from offsite.image.consolidate import Consolidation
 from offsite.image.stream import ImageSource
 from offsite.journal import Journal, Placed
@@ -66,196 +89,6 @@ from offsite.throttle import BandwidthLimit
 from offsite.transport import Endpoint, FileSource, Readable, Source
 
 log = logging.getLogger(__name__)
-
-# ---------------------------------------------------------------------------
-# events (DESIGN §9)
-# ---------------------------------------------------------------------------
-
-
-@attrs.frozen
-class RunStarted:
-    job: str
-    targets: tuple[str, ...]
-
-
-@attrs.frozen
-class UploadStarted:
-    job: str
-    target: str
-    remote: str
-    size: int
-    sources: tuple[str, ...]
-    resumed: bool = False
-
-
-@attrs.frozen
-class BytesProgressed:
-    job: str
-    target: str
-    remote: str
-    done: int
-    size: int
-
-
-@attrs.frozen
-class UploadDone:
-    job: str
-    target: str
-    remote: str
-    size: int
-    seconds: float
-
-
-@attrs.frozen
-class Deleted:
-    job: str
-    target: str
-    remote: str
-
-
-@attrs.frozen
-class RetryScheduled:
-    job: str
-    target: str
-    attempt: int
-    delay: float
-    error: str
-
-
-@attrs.frozen
-class DataProblem:
-    job: str
-    target: str
-    file: str
-    message: str
-
-
-@attrs.frozen
-class TargetFailed:
-    job: str
-    target: str
-    step: str
-    error: str
-
-
-@attrs.frozen
-class TargetDone:
-    job: str
-    target: str
-    uploaded: int
-    bytes: int
-    deleted: int
-
-
-@attrs.frozen
-class RunDone:
-    exit_code: int
-
-
-Event = (RunStarted | UploadStarted | BytesProgressed | UploadDone | Deleted | RetryScheduled
-         | DataProblem | TargetFailed | TargetDone | RunDone)
-Listener = Callable[[Event], None]
-
-
-def event_name(event: Event) -> str:
-    """``upload-started`` for UploadStarted, as JSON lines name them."""
-    name = type(event).__name__
-    return "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
-
-
-class Cancelled(BaseException):
-    """The run was interrupted; raised inside uploads so they stop cleanly."""
-
-
-# ---------------------------------------------------------------------------
-# results
-# ---------------------------------------------------------------------------
-
-
-@attrs.frozen
-class TargetResult:
-    job: str
-    target: str
-    ok: bool
-    bad_data: bool = False
-    error: str | None = None
-    uploaded: int = 0
-    bytes: int = 0
-    deleted: int = 0
-    #: The target could not even start: credentials, plugin, configuration.
-    setup_error: bool = False
-    #: Not started: another process works the job.
-    locked: bool = False
-
-
-EXIT_OK, EXIT_TARGET_FAILED, EXIT_USAGE, EXIT_BAD_DATA, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-#: Another process works a job (sysexits' EX_TEMPFAIL: try again later).
-EXIT_LOCKED = 75
-
-
-def exit_code(results: Iterable[TargetResult]) -> int:
-    """The run's exit code: 2 if a target's setup (credentials, plugin) is
-    wrong, else 3 if bad data was found, else 1 if a target failed, else 75
-    if a job was left alone because another process works it, else 0. The
-    more an operator has to fix by hand, the higher it ranks."""
-    results = list(results)
-    if any(r.setup_error for r in results):
-        return EXIT_USAGE
-    if any(r.bad_data for r in results):
-        return EXIT_BAD_DATA
-    if any(not r.ok and not r.locked for r in results):
-        return EXIT_TARGET_FAILED
-    if any(r.locked for r in results):
-        return EXIT_LOCKED
-    return EXIT_OK
-
-
-# ---------------------------------------------------------------------------
-# the destination
-# ---------------------------------------------------------------------------
-
-
-def scan_destination(folder: Path, settle: float = DEFAULT_SETTLE,
-                     now: float | None = None) -> list[LocalFile]:
-    """What the destination folder holds, as the planner sees it.
-
-    An image without a valid footer is being written and waits, unless it
-    has not changed for ``settle`` seconds: then it was cut short or its
-    footer is damaged, and it is reported as bad data rather than waited
-    for forever.
-
-    :raises UsageError: the folder does not exist or is not a folder.
-    """
-    if not folder.is_dir():
-        raise UsageError(f"destination folder {folder} does not exist or is not a folder")
-    found = scan(folder)
-    now = time.time() if now is None else now
-    files = [LocalFile(i.path.name, i.size, i.mtime, i.meta) for i in found.images]
-    for path in found.incomplete:
-        st = path.stat()
-        idle = now - st.st_mtime
-        if idle < settle:
-            files.append(LocalFile(path.name, st.st_size, st.st_mtime, status="incomplete"))
-        else:
-            files.append(LocalFile(
-                path.name, st.st_size, st.st_mtime, status="bad",
-                problem=f"{path}: no valid footer, and unchanged for {_minutes(idle)} "
-                        f"(settle = {_minutes(settle)}): cut short or damaged, not still "
-                        "being written. Fix: check the backup software's log for this "
-                        "image; take a new full backup if it failed"))
-    for path, error in found.bad:
-        st = path.lstat()  # it may be unreadable, even a dangling or looping link
-        files.append(LocalFile(path.name, st.st_size, st.st_mtime, status="bad",
-                               problem=str(error)))
-    for path in found.other:
-        st = path.stat()
-        files.append(LocalFile(path.name, st.st_size, st.st_mtime))
-    return sorted(files, key=lambda f: f.name)
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
-
 
 class HashingSource:
     """A source that computes the SHA-256 of what a ``put`` read, end to end."""
@@ -748,3 +581,34 @@ class _Progress:
                 self.job, self.target, current=self.remote, bytes_done=done,
                 bytes_total=self.size, rate=(done - self._first) / elapsed)
 
+
+# The events and results live in offsite.events, the scan in
+# offsite.destination; they are named here too, where callers met them first.
+__all__ = [
+    "EXIT_BAD_DATA",
+    "EXIT_INTERRUPTED",
+    "EXIT_LOCKED",
+    "EXIT_OK",
+    "EXIT_TARGET_FAILED",
+    "EXIT_USAGE",
+    "BytesProgressed",
+    "Cancelled",
+    "DataProblem",
+    "Deleted",
+    "Engine",
+    "Event",
+    "Listener",
+    "RetryScheduled",
+    "RunDone",
+    "RunStarted",
+    "TargetDone",
+    "TargetFailed",
+    "TargetResult",
+    "UploadDone",
+    "UploadStarted",
+    "event_name",
+    "exit_code",
+    "scan_destination",
+    "target_endpoint",
+    "target_transport",
+]
