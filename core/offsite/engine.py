@@ -239,17 +239,6 @@ class Engine:
         self.emit(RunDone(exit_code(results)))
         return results
 
-    def check_folders(self, job: Job) -> None:
-        """Refuse to work ``job`` if its folders overlap where that could lose
-        data: checked at load, and again here, as a symlink may have changed.
-
-        :raises ConfigError: naming the target and what it overlaps.
-        """
-        refused, _ = overlap.problems(self.config.jobs)
-        for problem in refused:
-            if job.name in problem.jobs:
-                raise ConfigError(problem.message, file=self.config.path, key=problem.key)
-
     def lock(self, job: Job) -> JobLock:
         """Take ``job``'s lock (waiting if the engine was told to).
 
@@ -271,7 +260,7 @@ class Engine:
             lock.release()
 
     def _run_job(self, job: Job) -> list[TargetResult]:
-        self.check_folders(job)
+        overlap.check_job(self.config.jobs, job, self.config.path)
         local = scan_destination(job.destination, job.settle)
         self.emit(RunStarted(job.name, tuple(t.name for t in job.targets)))
         results: list[TargetResult] = []
@@ -439,6 +428,7 @@ class Engine:
         file, a multipart upload), then the journal forgets it. A consolidation
         is often planned again under another name, so nothing else would."""
         if token:
+            self._guard(target, remote, "clean up after an upload of")
             try:
                 session.discard(remote, token)
             except TargetError as exc:  # a leftover costs space, not data: go on

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from offsite.errors import UsageError
+from offsite.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from offsite.config import Job
@@ -197,6 +197,20 @@ def problems(jobs: Sequence[Job]) -> tuple[list[Overlap], list[str]]:
     return refused, warned
 
 
+def check_job(jobs: Sequence[Job], job: Job, file: str | os.PathLike[str]) -> None:
+    """Refuse to work ``job`` if its folders overlap another's where that
+    could lose data: checked at load, and again before work that writes, as
+    a symlink may have changed since.
+
+    :param file: the configuration file, for the message.
+    :raises ConfigError: naming the target and what it overlaps.
+    """
+    refused, _ = problems(jobs)
+    for problem in refused:
+        if job.name in problem.jobs:
+            raise ConfigError(problem.message, file=file, key=problem.key)
+
+
 class Guard:
     """Refuses a write or delete whose real path lies under a destination.
 
@@ -218,4 +232,5 @@ class Guard:
                     fix="a symlink at the target leads into a destination: remove it")
 
 
-__all__ = ["Folder", "Guard", "Overlap", "folders", "local_folder", "problems", "real"]
+__all__ = ["Folder", "Guard", "Overlap", "check_job", "folders", "local_folder", "problems",
+           "real"]
