@@ -24,7 +24,6 @@ import contextlib
 import fcntl
 import json
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -146,7 +145,8 @@ class JobLock:
                     if stop or (not wait and time.monotonic() >= deadline):
                         raise self._busy(fd) from None
                     time.sleep(POLL)
-            me = Holder(os.getpid(), socket.gethostname(), self.command, time.time())
+            # uname, not socket.gethostname: the same name, without importing socket
+            me = Holder(os.getpid(), os.uname().nodename, self.command, time.time())
             text = json.dumps(attrs.asdict(me)).encode()
             os.ftruncate(fd, 0)
             os.pwrite(fd, text + b"\n", 0)
