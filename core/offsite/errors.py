@@ -23,6 +23,7 @@ The tree is shallow on purpose (after pyfilesystem2's ``fs.errors``)::
           ├── Transient           worth retrying (the engine retries these)
           │    └── ConnectFailed  refused, reset or timed out
           └── Fatal               retrying will not help
+               ├── StorageFull    no space left at the target, or over quota
                ├── ResolveFailed  the host name does not resolve
                ├── TLSFailed      the server's certificate was not trusted
                └── HostKeyRejected  the SSH host key is unknown or changed
@@ -334,6 +335,14 @@ class Fatal(TargetError):
     template = "{detail}"
 
 
+class StorageFull(Fatal):
+    """The target has no space left, or the user is over quota: retrying
+    will not help until someone frees space."""
+
+    template = "no space left at the target: {detail}"
+    fix = "free space at the target, or raise the user's quota there"
+
+
 class ResolveFailed(Fatal):
     """The target's host name does not resolve (DNS)."""
 
@@ -400,6 +409,7 @@ __all__ = [
     "PluginError",
     "ResolveFailed",
     "SourceError",
+    "StorageFull",
     "TLSFailed",
     "TargetError",
     "Transient",

@@ -22,7 +22,14 @@ import attrs
 from offsite import hookimpl, paths
 from offsite.checks import Steps
 from offsite.durable import fsync_dir
-from offsite.errors import Fatal, NotFound, PermissionDenied, TargetError, Transient
+from offsite.errors import (
+    Fatal,
+    NotFound,
+    PermissionDenied,
+    StorageFull,
+    TargetError,
+    Transient,
+)
 from offsite.transport import Endpoint, Readable, RemoteFile, ResumeToken, Transfer, pump
 
 #: Bytes between two fsyncs (and resume tokens) of a partial file.
@@ -79,8 +86,7 @@ class LocalTransport:
             return Fatal(f"{where} is a folder where a file is expected",
                          fix="remove or rename that folder at the target")
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return Fatal(f"no space left on {where}",
-                         fix="free space at the target or raise the user's quota")
+            return StorageFull(f"{exc.strerror} on {where}")
         if exc.errno in (errno.EIO, errno.ESTALE, errno.ETIMEDOUT):
             return Transient(f"{exc.strerror} on {where}")
         return Fatal(f"{exc.strerror or exc} on {where}")

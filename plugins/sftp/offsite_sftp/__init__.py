@@ -60,6 +60,7 @@ from offsite.errors import (
     HostKeyRejected,
     NotFound,
     PermissionDenied,
+    StorageFull,
     TargetError,
     Transient,
 )
@@ -567,8 +568,7 @@ class SftpTransport:
             return Transient(f"SSH: {text}")
         if isinstance(exc, OSError):
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                return Fatal("no space left on the server",
-                             fix="free space on the server or raise the user's quota")
+                return StorageFull(exc.strerror or "no space left on the server")
             if exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT):
                 return Transient(str(exc))
             return Fatal(f"SFTP: {exc.strerror or exc}")
