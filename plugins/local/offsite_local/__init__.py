@@ -175,7 +175,12 @@ class LocalTransport:
 
     @hookimpl
     def delete(self, conn: LocalConnection, path: str) -> bool:
-        os.remove(conn.local(path))
+        target = conn.local(path)
+        # A folder is no file to delete (and what is in it must stay). On a
+        # symlink, os.remove removes the link, never what it points to.
+        if target.is_dir() and not target.is_symlink():
+            raise NotFound("a folder, not a file")
+        os.remove(target)
         return True
 
     @hookimpl

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,39 @@ from offsite.testing.sources import FailingSource, random_bytes
 from offsite.transport import BytesSource, Endpoint
 
 
+def _read_only_folder(provoke: conformance.Provoke) -> None:
+    """A folder at the target that refuses writes, even to root (immutable)."""
+    folder = Path(provoke.endpoint.path, "locked")
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            provoke.session.put("locked/x.ofi", BytesSource(b"x"))
+        finally:
+            folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip("permission: cannot make a folder immutable here (chattr +i)")
+    try:
+        provoke.session.put("locked/x.ofi", BytesSource(b"x"))
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def _full_folder(provoke: conformance.Provoke) -> None:
+    """A folder at the target on a 256 KiB tmpfs, and a 1 MiB file put into it."""
+    folder = Path(provoke.endpoint.path, "small")
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+                             capture_output=True)
+    if mounted.returncode:
+        pytest.skip("full: cannot mount a small tmpfs here (that needs root)")
+    try:
+        provoke.session.put("small/big.ofi", BytesSource(random_bytes(1 << 20)))
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
 class LocalFixtures(conformance.TransportFixtures):
     @pytest.fixture
     def endpoint(self, tmp_path: Path) -> Endpoint:
@@ -24,6 +58,20 @@ class LocalFixtures(conformance.TransportFixtures):
     def broken_endpoint(self, tmp_path: Path) -> tuple[Endpoint, str]:
         (tmp_path / "a-file").write_bytes(b"not a folder")
         return Endpoint.from_url((tmp_path / "a-file").as_uri(), name="broken"), "folder"
+
+    @pytest.fixture
+    def wrong_credentials(self) -> str:
+        return "a local folder takes no credentials"
+
+    @pytest.fixture
+    def faults(self) -> dict[str, conformance.Fault | str]:
+        return {
+            "permission": _read_only_folder,
+            "full": _full_folder,
+            "transient": ("a local folder fails temporarily only where the disk or the "
+                          "network mount under it does (EIO, ESTALE), which a test cannot "
+                          "bring about"),
+        }
 
 
 class TestLocal(conformance.AllTests, LocalFixtures):

@@ -297,3 +297,32 @@ def no_checksum_s3() -> Iterator[FakeHTTPServer]:
     PUT carrying ``x-amz-checksum-*``; lists an empty bucket; accepts the rest."""
     with run_fake_http(_no_checksum_answer) as srv:
         yield srv
+
+
+def _refusing_answer(status: int, code: str) -> Responder:
+    """A store that lists an empty bucket and answers every PUT with ``status``."""
+
+    def answer(rec: RecordedRequest) -> tuple[int, dict[str, str], bytes]:
+        if rec["method"] in ("PUT", "POST"):
+            return status, {"Content-Type": "application/xml"}, (
+                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                f"<Message>{code}</Message></Error>").encode()
+        return _no_checksum_answer(rec)
+
+    return answer
+
+
+@pytest.fixture(scope="session")
+def forbidding_s3() -> Iterator[FakeHTTPServer]:
+    """A store whose bucket policy lets this user list but not write: every PUT
+    is answered 403 AccessDenied, as S3 does."""
+    with run_fake_http(_refusing_answer(403, "AccessDenied")) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def overloaded_s3() -> Iterator[FakeHTTPServer]:
+    """A store that is overloaded for writes: every PUT is answered 503
+    SlowDown, which S3 sends when a client must back off and try again."""
+    with run_fake_http(_refusing_answer(503, "SlowDown")) as srv:
+        yield srv

@@ -50,10 +50,49 @@ def s3_endpoint(server: Any, bucket: str, folder: str = "backups/nightly",
                      "secret_access_key": server.secret_access_key})
 
 
+def _fake_store_endpoint(server: Any) -> Endpoint:
+    return Endpoint.from_url("s3://bucket/backups", name="s3-test", options={
+        "endpoint_url": server.endpoint_url, "region": "us-east-1", "checksum": "none"},
+        credentials={"access_key_id": "AKIDFAKE", "secret_access_key": "fake-secret"})
+
+
+def _put_to(server: Any) -> conformance.Fault:
+    def fault(provoke: conformance.Provoke) -> None:
+        with provoke.transport.connect(_fake_store_endpoint(server)) as session:
+            session.put("x.ofi", BytesSource(b"x" * 100))
+    return fault
+
+
 class S3Fixtures(conformance.TransportFixtures):
     @pytest.fixture
     def endpoint(self, moto_s3: Any, s3_bucket: str) -> Endpoint:
         return s3_endpoint(moto_s3, s3_bucket)
+
+    @pytest.fixture
+    def wrong_credentials(self, moto_s3_auth: Any) -> Endpoint:
+        return attrs.evolve(s3_endpoint(moto_s3_auth, moto_s3_auth.bucket), credentials={
+            "access_key_id": moto_s3_auth.access_key_id,
+            "secret_access_key": conformance.CANARY})
+
+    @pytest.fixture
+    def faults(self, forbidding_s3: Any, overloaded_s3: Any) -> dict[str, Any]:
+        return {
+            "permission": _put_to(forbidding_s3),
+            "transient": _put_to(overloaded_s3),
+            "full": ("a bucket is never full: S3 has no such answer (a quota of an "
+                     "S3-compatible store refuses with 403, which is 'permission')"),
+        }
+
+    @pytest.fixture
+    def tamper_partial(self, moto_s3: Any, s3_bucket: str) -> conformance.Tamper:
+        def tamper(session: Any, path: str, token: Any, how: str) -> str | None:
+            if how != "remove":
+                return ("S3 keeps an interrupted upload as a multipart upload whose parts "
+                        "are whole or absent; resume asks S3 which (list_parts)")
+            moto_s3.client().abort_multipart_upload(
+                Bucket=s3_bucket, Key=token["key"], UploadId=token["upload_id"])
+            return None
+        return tamper
 
     @pytest.fixture
     def broken_endpoint(self, moto_s3: Any) -> tuple[Endpoint, str]:

@@ -92,6 +92,8 @@ MIN_IN_FLIGHT, MAX_IN_FLIGHT = 1 << 20, 32 << 20
 LINK_RATE = 1 << 30
 #: Reads keep twice this many bytes asked for and not yet handed out (bounded memory).
 READ_AHEAD = 4 << 20
+#: Bytes confirmed by the server between two resume tokens of a put.
+TOKEN_EVERY = 64 << 20
 
 
 @attrs.frozen
@@ -345,8 +347,16 @@ class _PipelinedWriter:
         self._sftp, self._handle, self._pos = sftp, handle, offset
         self._request_size, self._limit = request_size, in_flight
         self._sizes: dict[int, int] = {}  # request number -> bytes not yet answered
+        self._starts: dict[int, int] = {}  # request number -> its offset in the file
         self._in_flight = 0
         self._error: BaseException | None = None
+
+    @property
+    def answered(self) -> int:
+        """Where the bytes the server has confirmed end without a gap: what a
+        resume may trust (a later write may have landed before an earlier
+        one, or failed)."""
+        return min(self._starts.values(), default=self._pos)
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -358,6 +368,7 @@ class _PipelinedWriter:
                 sftp.request_number += 1
                 sftp._expecting[num] = self
             self._sizes[num] = len(piece)
+            self._starts[num] = self._pos
             handle = self._handle
             # SSH_FXP_WRITE: length, type, id, string handle, uint64 offset, string data
             head = struct.pack(">IBII", 21 + len(handle) + len(piece), CMD_WRITE, num,
@@ -387,7 +398,9 @@ class _PipelinedWriter:
                 raise paramiko.SFTPError(f"expected a status for a write, got type {kind}")
             self._sftp._convert_status(msg)
         except (OSError, EOFError, paramiko.SFTPError) as exc:
-            self._error = exc
+            self._error = exc  # its offset stays unanswered: a resume starts there
+            return
+        self._starts.pop(num, None)
 
 
 class _EagerAcks(socket.socket):
@@ -566,6 +579,9 @@ class SftpTransport:
                              fix="check that the port is an SSH server and that it accepts "
                              "modern algorithms")
             return Transient(f"SSH: {text}")
+        if isinstance(exc, OSError) and exc.errno is None and "closed" in str(exc).lower():
+            # paramiko's "Socket is closed": the SSH channel went away under us.
+            return Transient(f"the SSH connection closed: {exc}")
         if isinstance(exc, OSError):
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 return StorageFull(exc.strerror or "no space left on the server")
@@ -583,20 +599,32 @@ class SftpTransport:
         partial_rel = paths.partial_path(path)
         partial = conn.remote(partial_rel)
         _makedirs(sftp, posixpath.dirname(final))
-        offset = 0
-        token = transfer.resume
-        if token and token.get("partial") == partial_rel:
-            try:
-                offset = min(sftp.stat(partial).st_size or 0, transfer.size)
-            except FileNotFoundError:
-                offset = 0
-        transfer.save_token({"partial": partial_rel})
+        offset = _resume_offset(sftp, partial, partial_rel, transfer)
+        transfer.save_token({"partial": partial_rel, "offset": offset})
         with sftp.open(partial, "r+b" if offset else "wb") as out:
             writer = _PipelinedWriter(sftp, out.handle, offset, conn.write_size,
                                       conn.in_flight)
-            with transfer.open(offset) as reader:
-                pump(reader, writer.write, transfer, chunk_size=WRITE_CHUNK)
-            writer.finish()
+            saved = offset
+
+            def keep(done: int) -> None:
+                nonlocal saved
+                if writer.answered - saved >= TOKEN_EVERY:
+                    saved = writer.answered
+                    transfer.save_token({"partial": partial_rel, "offset": saved})
+
+            try:
+                with transfer.open(offset) as reader:
+                    pump(reader, writer.write, transfer, chunk_size=WRITE_CHUNK, on_chunk=keep)
+                writer.finish()
+            except BaseException as exc:
+                # What the server confirmed is what the next attempt resumes from.
+                with contextlib.suppress(Exception):
+                    transfer.save_token({"partial": partial_rel, "offset": writer.answered})
+                if isinstance(exc, OSError) and exc.errno is None and _out_of_space(
+                        sftp, posixpath.dirname(partial)):
+                    raise StorageFull(f"the server's disk is full under "
+                                      f"'{posixpath.dirname(final) or '/'}'") from exc
+                raise
         # finish() saw every write answered: the file is complete.
         try:
             sftp.posix_rename(partial, final)
@@ -654,7 +682,15 @@ class SftpTransport:
 
     @hookimpl
     def delete(self, conn: SftpConnection, path: str) -> bool:
-        conn.sftp.remove(conn.remote(path))
+        remote = conn.remote(path)
+        try:
+            conn.sftp.remove(remote)  # on a symlink: the link, never what it points to
+        except OSError as exc:
+            # OpenSSH answers a folder with a bare "Failure": a folder is no
+            # file to delete, and what is in it must stay.
+            if exc.errno is None and stat.S_ISDIR(conn.sftp.lstat(remote).st_mode or 0):
+                raise NotFound("a folder, not a file") from exc
+            raise
         return True
 
     @hookimpl
@@ -689,6 +725,38 @@ def _makedirs(sftp: paramiko.SFTPClient, folder: str) -> None:
             made = False
         if not made:
             raise refused from None
+
+
+def _resume_offset(sftp: paramiko.SFTPClient, partial: str, partial_rel: str,
+                   transfer: Transfer) -> int:
+    """Where a put resumes: no further than the token's confirmed offset, nor
+    than what the partial file really holds. Bytes past the token's offset
+    (another writer's, or writes never confirmed) are cut off first."""
+    token = transfer.resume
+    if not token or token.get("partial") != partial_rel:
+        return 0
+    try:
+        held = sftp.stat(partial).st_size or 0
+    except FileNotFoundError:
+        return 0
+    offset = max(0, min(int(token.get("offset", 0)), held, transfer.size))
+    if held > offset:
+        sftp.truncate(partial, offset)
+    return offset
+
+
+def _out_of_space(sftp: paramiko.SFTPClient, folder: str) -> bool:
+    """Whether the server's file system under ``folder`` is full, by OpenSSH's
+    ``statvfs@openssh.com``: SFTP version 3 reports a full disk as a bare
+    "Failure", like any other failure. False when the server cannot tell."""
+    try:
+        kind, msg = sftp._request(CMD_EXTENDED, "statvfs@openssh.com", folder or ".")
+        if kind != CMD_EXTENDED_REPLY or msg is None:
+            return False
+        _bsize, frsize, _blocks, _bfree, bavail = (msg.get_int64() for _ in range(5))
+    except Exception:  # an old server: no verdict, the failure stands
+        return False
+    return bavail * frsize < MAX_REQUEST
 
 
 #: The object the ``sftp`` entry point names.

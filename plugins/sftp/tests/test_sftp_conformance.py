@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,8 @@ from offsite.errors import AuthError, HostKeyRejected, PermissionDenied
 from offsite.session import Transport
 from offsite.testing import conformance
 from offsite.testing.images import Volume
-from offsite.transport import Endpoint
+from offsite.testing.sources import random_bytes
+from offsite.transport import BytesSource, Endpoint
 
 
 def sftp_endpoint(sshd: Any, folder: str, **credentials: str) -> Endpoint:
@@ -27,10 +30,45 @@ def sftp_endpoint(sshd: Any, folder: str, **credentials: str) -> Endpoint:
                              credentials=credentials or {"password": sshd.password})
 
 
+def _server_folder(sshd: Any, provoke: conformance.Provoke, name: str) -> Path:
+    """A folder made by root in the target folder on the server's disk."""
+    folder = Path(sshd.root, provoke.endpoint.path.removeprefix(str(sshd.root)).lstrip("/"),
+                  name)
+    folder.mkdir()
+    return folder
+
+
+def _faults(sshd: Any) -> dict[str, conformance.Fault | str]:
+    def permission(provoke: conformance.Provoke) -> None:
+        _server_folder(sshd, provoke, "roots")  # root's, 0755: the user may not write
+        provoke.session.put("roots/x.ofi", BytesSource(b"x"))
+
+    def full(provoke: conformance.Provoke) -> None:
+        folder = _server_folder(sshd, provoke, "small")
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0777", "tmpfs",
+                           str(folder)], capture_output=True).returncode:
+            pytest.skip("full: cannot mount a small tmpfs here (that needs root)")
+        try:
+            provoke.session.put("small/big.ofi", BytesSource(random_bytes(1 << 20)))
+        finally:
+            subprocess.run(["umount", "-l", str(folder)], check=True)
+
+    def transient(provoke: conformance.Provoke) -> None:
+        # The connection drops under the session, as a flaky network does.
+        provoke.session.conn.transport.sock.shutdown(socket.SHUT_RDWR)
+        provoke.session.list()
+
+    return {"permission": permission, "full": full, "transient": transient}
+
+
 class PasswordFixtures(conformance.TransportFixtures):
     @pytest.fixture
     def endpoint(self, sshd: Any, sftp_folder: str) -> Endpoint:
         return sftp_endpoint(sshd, sftp_folder)
+
+    @pytest.fixture
+    def faults(self, sshd: Any) -> dict[str, conformance.Fault | str]:
+        return _faults(sshd)
 
     @pytest.fixture
     def broken_endpoint(self, sshd: Any) -> tuple[Endpoint, str]:
