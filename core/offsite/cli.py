@@ -388,22 +388,32 @@ def check(job: str | None, target: str | None, trust_host_key: bool) -> None:
     """Check targets step by step: resolve, connect, authenticate, probe.
 
     Every target of every job, or those of JOB, or just JOB's TARGET.
-    Exit 4 if any check failed.
+    Exit 4 if any check failed; 2 if a target's plugin is switched off or
+    failed to load (the other targets are still checked).
     """
     from offsite.engine import target_endpoint, target_transport
-    from offsite.errors import HostKeyRejected
+    from offsite.errors import HostKeyRejected, PluginError
 
     with _replication_errors():
         ctx = _ctx()
         store = ctx.credentials()
-        failed = False
+        failed = unusable = False
         for j, t in ctx.targets(job, target):
             endpoint = target_endpoint(j, t, store)
-            report = target_transport(j, t, store, ctx.registry).check(endpoint)
+            try:
+                transport = target_transport(j, t, store, ctx.registry)
+            except PluginError as exc:
+                # Nothing to connect with: one failed step, with the message run gives.
+                unusable = True
+                click.echo(f"{j.name}.{t.name}  {endpoint.url}")
+                click.echo(f"  FAILED {'plugin':13} {exc.fields.get('distribution', '?')}")
+                click.echo(f"         {exc}")
+                continue
+            report = transport.check(endpoint)
             refused = report.failed.error if report.failed else None
             if (trust_host_key and isinstance(refused, HostKeyRejected)
                     and _trust_host_key(refused)):
-                report = target_transport(j, t, store, ctx.registry).check(endpoint)
+                report = transport.check(endpoint)
             click.echo(f"{j.name}.{t.name}  {endpoint.url}")
             for step in report.steps:
                 mark = "ok    " if step.ok else "FAILED"
@@ -411,6 +421,8 @@ def check(job: str | None, target: str | None, trust_host_key: bool) -> None:
                 if step.error is not None:
                     click.echo(f"         {step.error}")
             failed |= not report.ok
+        if unusable:
+            sys.exit(EXIT_USAGE)
         if failed:
             sys.exit(EXIT_CHECK_FAILED)
 
@@ -425,11 +437,18 @@ def _action_json(action: Any) -> dict[str, Any]:
 @click.argument("job", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def plan(job: str | None, as_json: bool) -> None:
-    """Show what `offsite run` would do, changing nothing."""
+    """Show what `offsite run` would do, changing nothing.
+
+    A target that cannot be planned is said on stderr as run says it, and
+    the others are planned. Exit 2 if a target's plugin is switched off or
+    failed to load, else 1 if a target could not be reached or listed.
+    """
     import attrs
 
     from offsite.engine import Engine, scan_destination
+    from offsite.errors import PluginError, TargetError
 
+    unusable = failed = False
     with _replication_errors():
         ctx = _ctx()
         with ctx.journal() as journal:
@@ -438,24 +457,40 @@ def plan(job: str | None, as_json: bool) -> None:
             for j in engine.jobs([job] if job else None):
                 local = scan_destination(j.destination)
                 for t in j.targets:
-                    p = engine.plan_target(j, t, local)
-                    doc.append({"job": j.name, "target": t.name,
-                                "actions": [_action_json(a) for a in p.actions],
-                                "notes": [attrs.asdict(n) for n in p.notes],
-                                "forget": list(p.forget)})
+                    entry: dict[str, Any] = {"job": j.name, "target": t.name, "error": None,
+                                             "actions": [], "notes": [], "forget": []}
+                    doc.append(entry)
+                    try:
+                        p = engine.plan_target(j, t, local)
+                    except (PluginError, TargetError) as exc:
+                        # The line run prints for such a target; the others are planned.
+                        unusable |= isinstance(exc, PluginError)
+                        failed = True
+                        entry["error"] = str(exc)
+                        click.echo(f"{j.name}.{t.name}: FAILED: {exc}", err=True)
+                        continue
+                    entry.update(actions=[_action_json(a) for a in p.actions],
+                                 notes=[attrs.asdict(n) for n in p.notes],
+                                 forget=list(p.forget))
     if as_json:
         click.echo(json.dumps({"plans": doc}, ensure_ascii=False, separators=(",", ":")))
-        return
-    for entry in doc:
-        click.echo(f"{entry['job']}.{entry['target']}:")
-        if not entry["actions"] and not entry["notes"]:
-            click.echo("  nothing to do")
-        for a in entry["actions"]:
-            what = " + ".join(a["sources"]) if a["action"] == "put" else ""
-            click.echo(f"  {a['action']:6} {a['remote']}" + (f"  <- {what}" if what else "")
-                       + f"  ({a['reason']})")
-        for n in entry["notes"]:
-            click.echo(f"  {n['kind']:6} {n['file']}: {n['message']}")
+    else:
+        for entry in doc:
+            if entry["error"] is not None:
+                continue  # said on stderr
+            click.echo(f"{entry['job']}.{entry['target']}:")
+            if not entry["actions"] and not entry["notes"]:
+                click.echo("  nothing to do")
+            for a in entry["actions"]:
+                what = " + ".join(a["sources"]) if a["action"] == "put" else ""
+                click.echo(f"  {a['action']:6} {a['remote']}"
+                           + (f"  <- {what}" if what else "") + f"  ({a['reason']})")
+            for n in entry["notes"]:
+                click.echo(f"  {n['kind']:6} {n['file']}: {n['message']}")
+    if unusable:
+        sys.exit(EXIT_USAGE)
+    if failed:
+        sys.exit(EXIT_TARGET_FAILED)
 
 
 @cli.command()
@@ -476,10 +511,11 @@ def run(click_ctx: click.Context, job: str | None, as_json: bool,
     works is left alone (or waited for, with --wait).
 
     Exit codes: 0 all done; 1 a target failed after its retries (the others
-    still ran); 2 usage or configuration error; 3 bad data found (nothing
-    replicated past it); 70 internal error (a bug); 75 a job was left
-    because another process works it; 130 interrupted (the next run
-    resumes).
+    still ran); 2 usage or configuration error, or a target could not start
+    (its credentials, or its plugin switched off or broken: the others still
+    ran); 3 bad data found (nothing replicated past it); 70 internal error (a
+    bug); 75 a job was left because another process works it; 130
+    interrupted (the next run resumes).
     """
     from offsite.display import JsonLines, LogLines, ProgressDisplay
     from offsite.engine import Engine, exit_code

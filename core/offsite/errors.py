@@ -3,7 +3,8 @@
 The tree is shallow on purpose (after pyfilesystem2's ``fs.errors``)::
 
     OffsiteError
-     ├── PluginError              a plugin cannot be loaded or breaks the contract
+     ├── PluginError              a plugin is broken, switched off, or breaks the contract
+     │    └── PluginMissing       no installed plugin handles a URL scheme
      ├── UsageError               the request contradicts what is there (exit code 2)
      ├── ConfigError              offsite.toml is wrong: file, key path, expectation (exit 2)
      ├── CredentialError          the credential store cannot be used (exit 2)
@@ -98,10 +99,26 @@ class OffsiteError(Exception):
 
 
 class PluginError(OffsiteError):
-    """A plugin failed to load, failed validation, or broke the contract."""
+    """A plugin failed to load or validate, is switched off, or broke the contract.
 
-    template = "plugin {plugin}: {detail}"
-    fix = "upgrade or reinstall {distribution}, or switch it off with OFFSITE_DISABLED_PLUGINS"
+    A target that needs it cannot run; targets of other plugins are not
+    affected (exit code 2).
+
+    :param plugin: the URL scheme it serves (``sftp``).
+    :param distribution: the distribution that installs it (``offsite-sftp``).
+    """
+
+    template = "plugin {distribution} ({plugin}://): {detail}"
+    fix = ("reinstall or upgrade {distribution} "
+           "(pip install --upgrade --force-reinstall {distribution})")
+
+
+class PluginMissing(PluginError):
+    """No installed plugin handles the URL scheme ``plugin``; ``distribution``
+    is the official one to install, or a description of what is needed."""
+
+    template = "no installed plugin handles '{plugin}://' URLs"
+    fix = "install {distribution}"
 
 
 class UsageError(OffsiteError):
@@ -407,6 +424,7 @@ __all__ = [
     "OffsiteError",
     "PermissionDenied",
     "PluginError",
+    "PluginMissing",
     "ResolveFailed",
     "SourceError",
     "StorageFull",

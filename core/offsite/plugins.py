@@ -15,7 +15,10 @@ upload (:func:`check_options`).
 Nothing here is fatal to the others: a plugin that fails to import, fails
 validation, claims an invalid or an already-claimed scheme, or is switched off
 with ``OFFSITE_DISABLED_PLUGINS`` (comma-separated schemes or distribution
-names) is recorded with its reason and listed by ``offsite targets``.
+names) is recorded with its reason and listed by ``offsite targets``. A
+configuration may still name its scheme: each target that uses it fails on
+its own with :meth:`Registry.unusable`'s message (exit code 2), while the
+targets of working plugins run.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import pluggy
 from stevedore import ExtensionManager, NamedExtensionManager
 
 from offsite import PROJECT, hookspecs
-from offsite.errors import ConfigError, PluginError
+from offsite.errors import ConfigError, PluginError, PluginMissing
 
 if TYPE_CHECKING:
     from offsite.config import Config
@@ -147,27 +150,45 @@ class Registry:
                 ) -> tuple[PluginInfo, pluggy.PluginManager]:
         """A fresh manager for one target using ``scheme``.
 
-        :raises PluginError: nothing usable handles that scheme; the message
-            says what to install, or why the installed plugin is unusable.
+        :raises PluginMissing: no installed plugin handles that scheme; the
+            message says what to install.
+        :raises PluginError: the installed plugin is switched off or failed
+            to load (:meth:`unusable`).
         """
         scheme = scheme.lower()
         info = self.info(scheme)
         if info is None:
             hint = OFFICIAL.get(scheme, f"a plugin for the '{scheme}' scheme")
-            raise PluginError(
-                f"no installed plugin handles '{scheme}://' URLs",
-                plugin=scheme,
-                distribution=hint,
-            )
+            raise PluginMissing(plugin=scheme, distribution=hint)
         if info.status != "ok":
-            raise PluginError(
-                f"is {info.status}: {info.reason}" if info.reason else f"is {info.status}",
-                plugin=scheme,
-                distribution=info.distribution,
-            )
+            raise self.unusable(info)
         pm = build_manager(self.loaded[scheme], scheme=scheme, distribution=info.distribution,
                            wrappers=wrappers)
         return info, pm
+
+    def unusable(self, info: PluginInfo) -> PluginError:
+        """Why a target of ``info``'s scheme cannot run, and what brings it back.
+
+        The one message ``check``, ``plan`` and ``run`` give for such a target
+        (the others go on): which plugin, why (what ``offsite targets``
+        shows), and the fix, which for a plugin switched off names the word
+        to take out of :data:`DISABLE_ENV`.
+        """
+        if info.status == "disabled":
+            listed = [w for w in (info.scheme, info.distribution) if w in _disabled()]
+            words = " and ".join(f"'{w}'" for w in listed or [info.scheme])
+            return PluginError(
+                f"disabled: {info.reason}", plugin=info.scheme,
+                distribution=info.distribution,
+                fix=f"remove {words} from {DISABLE_ENV} to use it again (or remove its "
+                    "targets from the configuration)")
+        claimants = sorted(p.distribution for p in self.plugins if p.scheme == info.scheme)
+        return PluginError(
+            f"failed to load: {info.reason or 'unknown reason'}", plugin=info.scheme,
+            distribution=info.distribution,
+            # Reinstalling either of two distributions that claim one scheme changes nothing.
+            fix=f"uninstall all but one of {', '.join(claimants)}" if len(claimants) > 1
+            else None)
 
 
 @attrs.frozen
@@ -280,11 +301,11 @@ def discover_for(config: Config) -> Registry:
 
 
 def installed_schemes() -> set[str]:
-    """The schemes installed plugins claim (valid names, not switched off), without
-    importing any plugin: what a config's URLs are checked against."""
-    disabled = _disabled()
-    return {c.name for c in _candidates() if SCHEME.match(c.name)
-            and c.name not in disabled and c.distribution not in disabled}
+    """The schemes installed plugins claim, without importing any plugin: what
+    a config's URLs are checked against. Plugins switched off with
+    :data:`DISABLE_ENV` count: they are installed, and a target of theirs
+    fails on its own (:meth:`Registry.unusable`), not the whole configuration."""
+    return {c.name for c in _candidates() if SCHEME.match(c.name)}
 
 
 def discover(schemes: Collection[str] | None = None) -> Registry:
