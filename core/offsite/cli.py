@@ -2,8 +2,9 @@
 
 Data goes to stdout (a table on a terminal, compact JSON with ``--json``);
 status, warnings and errors go to stderr. Exit codes (docs/USAGE.md):
-0 all done, 1 a target failed, 2 usage or configuration error, 3 bad data,
-4 a check failed, 130 interrupted.
+0 all done, 1 a target failed, 2 usage or configuration error (a target's
+plugin switched off or broken included), 3 bad data, 4 a check failed,
+70 internal error, 75 a job another process works, 130 interrupted.
 """
 
 from __future__ import annotations
