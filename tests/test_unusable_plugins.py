@@ -8,8 +8,12 @@ the same job and in other jobs, is still checked, planned or replicated.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -188,3 +192,38 @@ def test_plan_goes_on_past_an_unreachable_target_and_ranks_like_run(
     assert "nightly.vault: FAILED: plugin offsite-vault (vault://): disabled" in result.stderr
     assert "nightly.usb:\n  put    vol-b001.ofi" in result.stdout
     assert site.cli("run", code=2).stderr.count("FAILED") == 2
+
+
+@pytest.mark.parametrize("flags", [(), ("--quiet",), ("-vv",)], ids=["default", "quiet", "vv"])
+def test_stevedore_says_nothing_of_its_own(site: Site, make_dist: MakeDist,
+                                           tmp_path: Path, flags: tuple[str, ...]) -> None:
+    # A real process: in-process, pytest's log capture takes what stevedore
+    # logs before it could reach stderr.
+    make_dist("offsite-vault", "raise RuntimeError('boom at import')\n",
+              schemes={"vault": "plugin"})
+    site.image()
+    site.configure(f'''
+        [[job.target]]
+        name = "vault"
+        url = "vault://h/x"
+        [[job.target]]
+        name = "usb"
+        url = "{site.target('usb').as_uri()}"
+    ''')
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    for command in (["run"], ["check"], ["plan"], ["targets", "--json"]):
+        done = subprocess.run(
+            [sys.executable, "-c", "from offsite.cli import main; main()",
+             *flags, "--config", str(site.config), *command],
+            capture_output=True, text=True, env=env, timeout=60, check=False)
+        assert "Could not load" not in done.stderr, (command, done.stderr)
+        assert "WARNING stevedore" not in done.stderr, (command, done.stderr)
+        said = done.stdout + done.stderr
+        if command[0] == "targets":
+            assert done.returncode == 0
+            assert "failed to import: RuntimeError: boom at import" in said
+        else:
+            assert done.returncode == 2, (command, said)
+            assert said.count(CASES["fails-to-import"]) == 1, (command, said)
+        if "--quiet" in flags:
+            assert "WARNING" not in done.stderr and "INFO" not in done.stderr

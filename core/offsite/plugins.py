@@ -27,7 +27,7 @@ import difflib
 import importlib.metadata
 import os
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -235,11 +235,21 @@ def _import(names: set[str]) -> tuple[dict[tuple[str, str], object], dict[tuple[
     # stevedore keeps entry points in a class-level cache; drop ours so that
     # discovery always reflects what is installed now.
     ExtensionManager.ENTRY_POINT_CACHE.pop(GROUP, None)
+    # stevedore logs "Could not load NAME" for every name that did not load,
+    # on top of the failure reported above: offsite says it once, in its own
+    # words (and nothing at all under --quiet). A callable that does nothing
+    # silences it in every stevedore version (older ones fall back to logging
+    # when the callback is None).
     manager: Any = NamedExtensionManager(
-        GROUP, names=sorted(names), on_load_failure_callback=on_failure
+        GROUP, names=sorted(names), on_load_failure_callback=on_failure,
+        on_missing_entrypoints_callback=_not_missing,
     )
     objects = {(ext.name, ext.entry_point.value): ext.plugin for ext in manager.extensions}
     return objects, failures
+
+
+def _not_missing(_names: Iterable[str]) -> None:
+    """Nothing to add: each name that did not load has its failure recorded."""
 
 
 def _declared_options(pm: pluggy.PluginManager, c: _Candidate) -> dict[str, str] | None:
