@@ -7,6 +7,7 @@ password, a hook that returns nothing, a stream that fails mid-read.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -161,3 +162,64 @@ def test_source_error_wrapped_by_a_library_comes_out_as_source_error(strict: Tra
     endpoint = Endpoint.from_url("outside://h/x", credentials={"password": "right"})
     with strict.connect(endpoint) as session, pytest.raises(SourceError):
         session.put("y", FailingSource(b"x" * 100, 0))
+
+
+BROKEN_TRANSLATOR = '''
+from offsite import hookimpl
+
+class Plugin:
+    @hookimpl
+    def connect(self, endpoint, steps):
+        return endpoint
+    @hookimpl
+    def translate_error(self, exc):
+        raise TypeError("translator bug on " + str(exc))
+    @hookimpl
+    def put(self, conn, path, transfer):
+        return None
+    @hookimpl
+    def get(self, conn, path, offset):
+        return None
+    @hookimpl
+    def list(self, conn, folder):
+        raise ValueError("listing exploded for " + conn.credentials["password"])
+    @hookimpl
+    def delete(self, conn, path):
+        return True
+    @hookimpl
+    def close(self, conn):
+        return True
+
+plugin = Plugin()
+'''
+
+
+def test_a_translate_error_that_raises_is_logged_and_the_error_goes_on(
+        make_dist: MakeDist, caplog: pytest.LogCaptureFixture) -> None:
+    make_dist("offsite-badtrans", BROKEN_TRANSLATOR, schemes={"badtrans": "plugin"})
+    endpoint = Endpoint.from_url("badtrans://h/x", name="t1",
+                                 credentials={"password": "s3cret-pw-42"})
+    caplog.set_level(logging.DEBUG, logger="offsite.session")
+    for _ in range(2):  # a fresh manager each time, as every target gets
+        transport = Transport.for_endpoint(endpoint)
+        with transport.connect(endpoint) as session, pytest.raises(Fatal) as caught:
+            session.list()
+        err = caught.value
+        assert type(err) is Fatal, "untranslated, as before"
+        assert err.detail == "ValueError: listing exploded for ***"
+        assert (err.step, err.target) == ("list", "t1")
+
+    records = [r for r in caplog.records if r.name == "offsite.session"]
+    warnings = [r for r in records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, "once per plugin and process, not once per error"
+    text = warnings[0].getMessage()
+    assert text.startswith("plugin offsite-badtrans (badtrans://): its translate_error hook "
+                           "raised TypeError: translator bug on listing exploded for *** "
+                           "while translating ValueError")
+    assert "Fix: upgrade offsite-badtrans" in text
+    debug = [r.getMessage() for r in records if r.levelno == logging.DEBUG]
+    assert len(debug) == 2, "each one at debug level"
+    for message in debug:
+        assert "Traceback (most recent call last)" in message
+        assert "TypeError: translator bug on" in message and "ValueError: listing" in message
+    assert all("s3cret-pw-42" not in r.getMessage() for r in records), "no secret in a log"

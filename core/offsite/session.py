@@ -9,7 +9,8 @@ verbs with real signatures. Here, once for every plugin, the core:
 * wraps the upload source so local read errors are :class:`SourceError`;
 * routes every exception a plugin lets escape through its
   ``translate_error`` hook, fills in path, step and target, and scrubs
-  credential values from the message;
+  credential values from the message (a ``translate_error`` that raises is
+  logged, once per plugin as a warning, and the original error goes on);
 * runs the write/list/read/delete probe of ``offsite check``.
 """
 
@@ -17,6 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import threading
+import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -45,6 +49,13 @@ from offsite.transport import (
 )
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+#: (scheme, distribution) of the plugins whose ``translate_error`` raised and
+#: were warned about: once per plugin and process, not once per error.
+_broken_translators: set[tuple[str, str]] = set()
+_broken_translators_lock = threading.Lock()  # targets translate on their own threads
 
 
 class Transport:
@@ -80,9 +91,12 @@ class Transport:
         elif isinstance(exc, OffsiteError):
             error = Fatal(str(exc), exc=exc)
         else:
-            # A broken translator must not hide the original error.
-            with contextlib.suppress(Exception):
+            try:
                 error = self.pm.hook.translate_error(exc=exc)
+            except Exception as broken:
+                # A broken translator must not hide the original error, which
+                # goes on as Fatal below; but its author has to hear of it.
+                self._translator_failed(exc, broken, endpoint)
             if not isinstance(error, TargetError):
                 error = Fatal(f"{type(exc).__name__}: {exc}".rstrip(": "), exc=exc)
         if error.path is None:
@@ -94,6 +108,31 @@ class Transport:
         if error.exc is None and error is not exc:
             error.exc = exc
         return error.scrub(endpoint.secrets())
+
+    def _translator_failed(self, exc: BaseException, broken: Exception,
+                           endpoint: Endpoint) -> None:
+        """Log a ``translate_error`` that raised: each time at debug level with
+        its traceback, and once per plugin (per process) as a warning."""
+        secrets = endpoint.secrets()
+
+        def scrub(text: str) -> str:  # the traceback quotes both exceptions' messages
+            for secret in secrets:
+                text = text.replace(secret, "***")
+            return text
+
+        name = f"plugin {self.info.distribution} ({self.info.scheme}://)"
+        log.debug("%s: translate_error raised while translating %s:\n%s", name,
+                  type(exc).__name__, scrub("".join(traceback.format_exception(broken))).rstrip())
+        key = (self.info.scheme, self.info.distribution)
+        with _broken_translators_lock:
+            if key in _broken_translators:
+                return
+            _broken_translators.add(key)
+        log.warning("%s: its translate_error hook raised %s while translating %s; errors it "
+                    "should translate are reported untranslated, as Fatal (said once; -vv "
+                    "logs each with its traceback). Fix: upgrade %s, or report it to its "
+                    "authors", name, scrub(f"{type(broken).__name__}: {broken}"),
+                    type(exc).__name__, self.info.distribution)
 
     def steps(self, endpoint: Endpoint) -> Steps:
         """A step recorder whose failures are translated like any other."""
