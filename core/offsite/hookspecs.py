@@ -22,6 +22,24 @@ implemented". ``connect``, ``put``, ``get``, ``list``, ``delete`` and
 The contract points, each checked by the conformance suite in
 :mod:`offsite.testing` (run it: see docs/PLUGINS.md):
 
+* **The endpoint.** ``connect`` gets the target's URL taken apart as an
+  :class:`~offsite.transport.Endpoint`. For
+  ``foo://user@host:2121/some%20folder``: ``scheme`` ``"foo"`` (lower case:
+  your entry point's name), ``host`` ``"host"`` (lower case, no brackets
+  around an IPv6 address, ``""`` when there is none), ``port`` ``2121``
+  (``None`` when the URL has none: apply your default), ``username``
+  ``"user"`` and ``path`` ``"/some folder"`` (both percent-decoded, full
+  Unicode, ``""`` when absent; the path as written, leading ``/``
+  included), ``options`` the target's ``[job.target.options]`` table
+  (read-only, TOML values: strings, numbers, booleans, arrays, tables),
+  ``credentials`` the fields stored with ``offsite credentials set
+  JOB.TARGET`` (``password``, ``private_key``, ``passphrase``,
+  ``access_key_id``, ``secret_access_key``; empty when none are stored),
+  and ``name`` ``"JOB.TARGET"`` for messages. The core refuses, before any
+  plugin sees it, a URL with a password (``user:secret@``), a query string
+  (``?…``), a fragment (``#…``), a control character (also
+  percent-encoded, such as ``%00``), a bad port, and a scheme no installed
+  plugin claims.
 * **Paths.** Every ``path`` a hook receives is relative to the target folder
   (``endpoint.path``), ``/``-separated, Unicode NFC, with no ``..``; the core
   normalises them (:mod:`offsite.paths`). Names are full Unicode: accents,
@@ -40,13 +58,29 @@ The contract points, each checked by the conformance suite in
   the journal). When ``transfer.resume`` is set, continue that upload from
   the offset the target really holds, not the token's word alone. When the
   engine gives an upload up, ``discard`` gets the token to clean up after it.
+* **Reading.** ``get`` at the end of a file, or past it, returns an empty
+  stream, never an error.
 * **Listing.** ``list`` returns path, size and mtime for every finished file
-  under a folder, recursively, and a checksum where the server gives one.
+  under a folder, recursively, and a checksum where the server gives one:
+  regular files only (a symlink to a file as that file; folders, and what
+  symlinked folders hold, are not entries). ``put`` reports the mtime and
+  checksum ``list`` will show for the file it placed.
+* **Deleting.** ``delete`` removes one file (a symlink: the link, never
+  what it points to); a folder's path, or a path with nothing there, raises
+  :class:`~offsite.errors.NotFound`.
+* **Threads.** One connection is used by one thread at a time, with at most
+  one ``get`` stream open on it (the core closes it before its next call on
+  that connection). Separate connections are used at once from separate
+  threads: the engine runs a job's targets in parallel.
 * **Typed errors.** Raise only :mod:`offsite.errors` types; translate your
   library's exceptions in one place, the ``translate_error`` hook. The core
   passes every other exception a hook raises through it, sets ``path``,
   ``step`` and ``target`` on the result, and blanks credential values out of
-  its message.
+  its message. Only what a retry can cure is
+  :class:`~offsite.errors.Transient`: never a permission denied
+  (:class:`~offsite.errors.PermissionDenied`) or a full target
+  (:class:`~offsite.errors.StorageFull`), which the engine would retry in
+  vain.
 * **Secrets.** No credential may appear in a log line, a message, a repr or
   a command line. Keep them out of your connection object's repr.
 * **Options.** Declare the ``[job.target.options]`` keys you read with the
@@ -115,9 +149,20 @@ def connect(endpoint: Endpoint, steps: Steps) -> Connection | None:
     ``offsite check`` can say which one failed: ``resolve`` (DNS),
     ``connect`` (TCP), ``tls`` or ``hostkey``, ``auth``, then ``folder``
     (the target folder exists, or is created, and is a folder). Skip what
-    does not apply to your protocol.
+    does not apply to your protocol. A protocol without a network (a local
+    folder) has only ``folder``: a target path that is a file fails it, and
+    that is the conformance suite's ``broken_endpoint`` for such a plugin.
 
-    :param endpoint: host, port, user, folder, options and credentials.
+    The connection you return is used by one thread at a time, and has at
+    most one ``get`` stream open at once. The engine runs targets in
+    parallel, so several connections (from several ``connect`` calls) may be
+    in use at the same time from different threads: keep no shared state
+    between them that is not thread-safe.
+
+    :param endpoint: the target URL taken apart (scheme, host, port,
+        username, percent-decoded ``path``), the ``[job.target.options]``
+        table as ``options`` and the stored ``credentials``; see the
+        module's contract points for what each holds.
     :param steps: the recorder for the phases above.
     :returns: your connection object.
     :raises ResolveFailed: the host name does not resolve.
@@ -126,6 +171,8 @@ def connect(endpoint: Endpoint, steps: Steps) -> Connection | None:
     :raises HostKeyRejected: the SSH host key is unknown or changed.
     :raises AuthError: the credentials were refused.
     :raises PermissionDenied: the folder cannot be created or entered.
+    :raises StorageFull: the folder cannot be created for want of space or
+        quota.
     :raises Fatal: the folder is a file, an option is invalid.
     """
 
@@ -160,11 +207,20 @@ def translate_error(exc: Exception) -> TargetError | None:
     :class:`~offsite.errors.OffsiteError`) that escapes another hook, and
     sets ``path``, ``step`` and ``target`` on what you return. Return
     ``None`` for exceptions you do not know; the core then reports them as
-    :class:`~offsite.errors.Fatal` naming the exception's type.
+    :class:`~offsite.errors.Fatal` naming the exception's type. Do not
+    raise: a ``translate_error`` that raises is logged (once per plugin as a
+    warning, each time with its traceback at debug level) and the original
+    exception goes on untranslated, as ``Fatal``.
+
+    Only what may cure itself is :class:`~offsite.errors.Transient` (the
+    engine retries it, with backoff): a dropped connection, a timeout, a
+    server that is busy. Never map a permission denied or a full target or
+    exceeded quota to it: no retry can succeed, and the operator must act.
 
     :param exc: the exception raised inside one of your hooks.
     :returns: e.g. ``AuthError(str(exc), exc=exc)`` for an authentication
         failure, ``NotFound`` for a missing file, ``PermissionDenied``,
+        ``StorageFull`` for no space left or an exceeded quota,
         ``Transient`` for a dropped connection or a timeout.
     """
 
@@ -208,9 +264,11 @@ def put(conn: Connection, path: str, transfer: Transfer) -> RemoteFile | None:
         run upload the file again. Report 0 for an mtime the server cannot
         tell.
     :raises PermissionDenied: the folder or file cannot be written.
+    :raises StorageFull: no space left at the target, or the user's quota
+        is exceeded (never ``Transient``: a retry cannot succeed).
     :raises Transient: the connection dropped; the engine retries with the
         token you saved.
-    :raises Fatal: the target is full, the server lacks a needed feature.
+    :raises Fatal: the server lacks a needed feature.
     """
 
 
@@ -222,13 +280,21 @@ def get(conn: Connection, path: str, offset: int) -> Readable | None:
 
     Restores and verification read through this; return a stream that reads
     ahead as your protocol allows (SFTP prefetch, HTTP streaming) but never
-    loads the whole file. The caller closes it. Errors raised while reading
-    from the stream are translated like any other.
+    loads the whole file. The caller closes it, before its next call on the
+    same connection: a connection has at most one stream open at a time.
+    Errors raised while reading from the stream are translated like any
+    other.
+
+    An ``offset`` at the end of the file or past it is not an error: return
+    a stream whose first ``read`` returns ``b""`` (an HTTP server's 416 Range
+    Not Satisfiable, for one, means exactly that).
 
     :param conn: what ``connect`` returned.
     :param path: the remote path (normalised, relative to the folder).
-    :param offset: the first byte wanted (0 for the whole file).
-    :returns: an object with ``read(size)`` and ``close()``.
+    :param offset: the first byte wanted (0 for the whole file); may be at
+        or past the end.
+    :returns: an object with ``read(size)`` and ``close()``; empty from an
+        offset at or past the end.
     :raises NotFound: there is no file at ``path``.
     :raises PermissionDenied: it cannot be read.
     """
@@ -268,9 +334,13 @@ def list(conn: Connection, folder: str) -> Sequence[RemoteFile] | None:
 
     Stops at the first non-None result.
 
-    Return files only, not folders, with paths relative to the target folder
-    (so they can be passed straight to ``get`` and ``delete``), normalised to
-    NFC. The core hides partial files (:func:`offsite.paths.is_partial`).
+    Return regular files only, with paths relative to the target folder (so
+    they can be passed straight to ``get`` and ``delete``), normalised to
+    NFC. Folders are not entries. A symlink to a file is listed under the
+    link's path as the file it points to, with that file's size and mtime;
+    a symlink to a folder is not descended into (and a dangling one is left
+    out). Partial uploads may be returned: the core hides them
+    (:func:`offsite.paths.is_partial`).
 
     :param conn: what ``connect`` returned.
     :param folder: the folder to list (``""`` is the target folder).
@@ -287,10 +357,14 @@ def delete(conn: Connection, path: str) -> bool | None:
 
     Stops at the first non-None result.
 
+    Only the file at ``path``: on a symlink, remove the link, never what it
+    points to. A folder is never deleted, empty or not.
+
     :param conn: what ``connect`` returned.
     :param path: the remote path (normalised, relative to the folder).
     :returns: ``True``.
-    :raises NotFound: there is no file at ``path``.
+    :raises NotFound: there is no file at ``path``: nothing is there, or a
+        folder is.
     :raises PermissionDenied: it may not be deleted.
     """
 
