@@ -59,6 +59,14 @@ class MutantFixtures(conformance.TransportFixtures):
     def faults(self):
         return {"permission": read_only, "full": "not here", "transient": "not here"}
 
+    @pytest.fixture
+    def symlink(self, endpoint):
+        def make(link, to):
+            root = Path(endpoint.path)
+            (root / link).parent.mkdir(parents=True, exist_ok=True)
+            (root / link).symlink_to(root / to)
+        return make
+
 
 class TestMutant(conformance.AllTests, MutantFixtures):
     pass
@@ -124,6 +132,12 @@ MUTANTS = {
         placed = super().put(conn, path, transfer)
         return RemoteFile(placed.path, placed.size, time.time() + 30)
 ''', "test_put_reports_the_checksum_list_shows"),
+    "deletes what a symlink points to": ('''
+    @hookimpl
+    def delete(self, conn, path):
+        os.remove(os.path.realpath(conn.local(path)))
+        return True
+''', "test_symlinks_in_list_and_delete"),
     "fails the listing of a missing folder": ('''
     @hookimpl
     def list(self, conn, folder):

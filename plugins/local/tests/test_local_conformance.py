@@ -49,6 +49,11 @@ def _full_folder(provoke: conformance.Provoke) -> None:
         subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
+def _link(root: Path, link: str, to: str) -> None:
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    (root / link).symlink_to(root / to)
+
+
 class LocalFixtures(conformance.TransportFixtures):
     @pytest.fixture
     def endpoint(self, tmp_path: Path) -> Endpoint:
@@ -62,6 +67,10 @@ class LocalFixtures(conformance.TransportFixtures):
     @pytest.fixture
     def wrong_credentials(self) -> str:
         return "a local folder takes no credentials"
+
+    @pytest.fixture
+    def symlink(self, endpoint: Endpoint) -> conformance.Symlink:
+        return lambda link, to: _link(Path(endpoint.path), link, to)
 
     @pytest.fixture
     def faults(self) -> dict[str, conformance.Fault | str]:

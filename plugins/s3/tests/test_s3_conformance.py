@@ -69,6 +69,10 @@ class S3Fixtures(conformance.TransportFixtures):
         return s3_endpoint(moto_s3, s3_bucket)
 
     @pytest.fixture
+    def symlink(self) -> str:
+        return "S3 has no symbolic links"
+
+    @pytest.fixture
     def wrong_credentials(self, moto_s3_auth: Any) -> Endpoint:
         return attrs.evolve(s3_endpoint(moto_s3_auth, moto_s3_auth.bucket), credentials={
             "access_key_id": moto_s3_auth.access_key_id,

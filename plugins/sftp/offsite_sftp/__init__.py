@@ -673,6 +673,16 @@ class SftpTransport:
             for entry in entries:
                 rel = posixpath.join(current, entry.filename) if current else entry.filename
                 mode = entry.st_mode or 0
+                if stat.S_ISLNK(mode):
+                    # The contract: a link to a file is that file; a link to a
+                    # folder is not descended into; a dangling one is left out.
+                    try:
+                        entry = conn.sftp.stat(conn.remote(rel))
+                    except FileNotFoundError:
+                        continue
+                    if not stat.S_ISREG(entry.st_mode or 0):
+                        continue
+                    mode = entry.st_mode or 0
                 if stat.S_ISDIR(mode):
                     pending.append(rel)
                 elif stat.S_ISREG(mode):

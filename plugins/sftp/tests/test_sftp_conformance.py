@@ -4,6 +4,7 @@ with password and with key authentication, then what only SFTP has."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -69,6 +70,17 @@ class PasswordFixtures(conformance.TransportFixtures):
     @pytest.fixture
     def faults(self, sshd: Any) -> dict[str, conformance.Fault | str]:
         return _faults(sshd)
+
+    @pytest.fixture
+    def symlink(self, sshd: Any, sftp_folder: str) -> conformance.Symlink:
+        def make(link: str, to: str) -> None:  # on the server's disk, as its user would
+            root = Path(sshd.root, sftp_folder)
+            owner = root.stat()
+            (root / link).parent.mkdir(parents=True, exist_ok=True)
+            os.chown((root / link).parent, owner.st_uid, owner.st_gid)
+            (root / link).symlink_to(root / to)
+            os.lchown(root / link, owner.st_uid, owner.st_gid)
+        return make
 
     @pytest.fixture
     def broken_endpoint(self, sshd: Any) -> tuple[Endpoint, str]:

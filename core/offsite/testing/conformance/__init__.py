@@ -39,8 +39,19 @@ from offsite.testing.conformance.contract import (
     sha256_of,
     tamper_partial_file,
 )
-from offsite.testing.conformance.fixtures import Fault, Provoke, Tamper, TransportFixtures
-from offsite.testing.conformance.listing import DeleteTests, ListTests, UnicodeTests
+from offsite.testing.conformance.fixtures import (
+    Fault,
+    Provoke,
+    Symlink,
+    Tamper,
+    TransportFixtures,
+)
+from offsite.testing.conformance.listing import (
+    DeleteTests,
+    ListTests,
+    SymlinkTests,
+    UnicodeTests,
+)
 from offsite.testing.conformance.transfer import (
     AtomicResumeTests,
     PutGetTests,
@@ -58,6 +69,7 @@ class AllTests(
     ListTests,
     DeleteTests,
     UnicodeTests,
+    SymlinkTests,
     CheckTests,
     ErrorTests,
     OptionsTests,
@@ -85,6 +97,8 @@ __all__ = [
     "PutGetTests",
     "SecretTests",
     "StreamingTests",
+    "Symlink",
+    "SymlinkTests",
     "Tamper",
     "ThreadTests",
     "TransportFixtures",

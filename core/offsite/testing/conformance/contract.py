@@ -60,6 +60,8 @@ ERRORS = ("contract: translate_error maps the library's errors to the right clas
           "retried")
 OPTIONS = ("contract: the options hook declares every [job.target.options] key the plugin "
            "reads, each with one line of help, and an unknown key is refused at load")
+SYMLINKS = ("contract: list shows a symlink to a file as that file, leaves out symlinked "
+            "folders and dangling links; delete removes the link, never what it points to")
 THREADS = ("contract: separate connections work at once from separate threads (one "
            "connection is used by one thread at a time)")
 

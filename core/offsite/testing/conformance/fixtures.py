@@ -9,7 +9,7 @@
   :meth:`~TransportFixtures.faults`, how to make the real server refuse a
   write, run out of space or drop the connection, or why it cannot.
 * **Capabilities and limits** (override when yours differ):
-  ``supports_resume``, ``tamper_partial``, ``stream_size``, ``heap_limit``,
+  ``supports_resume``, ``tamper_partial``, ``symlink``, ``stream_size``, ``heap_limit``,
   ``get_heap_limit``, ``large_size``.
 
 The core fixtures ``transport`` and ``session`` are never overridden: they
@@ -44,6 +44,10 @@ class Provoke:
     endpoint: Endpoint
     session: Session
 
+
+#: ``symlink(link, points_to)``: make a symbolic link at the target, both
+#: paths relative to the target folder.
+Symlink = Callable[[str, str], None]
 
 #: A function that makes the real server fail one way, through a call the
 #: core makes (``provoke.session.put(...)``, ``provoke.transport.connect(...)``):
@@ -112,6 +116,12 @@ class TransportFixtures:
         :func:`offsite.paths.partial_path`; override it where the protocol
         keeps something else (an S3 multipart upload)."""
         return tamper_partial_file
+
+    @pytest.fixture
+    def symlink(self) -> Symlink | str:
+        """How to make a symbolic link at the target (as an operator or another
+        tool would, behind the plugin), or why the storage has none."""
+        return "the fixtures do not say how to make a symlink at the target"
 
     @pytest.fixture
     def large_size(self) -> int:

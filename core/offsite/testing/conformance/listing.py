@@ -20,11 +20,13 @@ from offsite.testing.conformance.contract import (
     LISTING,
     NFD_NAME,
     STAMPS,
+    SYMLINKS,
     UNICODE,
     UNICODE_NAMES,
     holds,
     read_all,
 )
+from offsite.testing.conformance.fixtures import Symlink
 from offsite.testing.sources import random_bytes
 from offsite.transport import BytesSource, RemoteFile
 
@@ -135,3 +137,24 @@ class UnicodeTests:
         nfc = unicodedata.normalize("NFC", NFD_NAME)
         assert [f.path for f in session.list()] == [nfc], UNICODE
         assert read_all(session, nfc) == b"nfd", UNICODE
+
+
+class SymlinkTests:
+    """Symlinks at the target: listed as what they point to, deleted as links."""
+
+    def test_symlinks_in_list_and_delete(self, session: Session,
+                                         symlink: Symlink | str) -> None:
+        if isinstance(symlink, str):
+            pytest.skip(symlink)
+        session.put("real/file.ofi", BytesSource(b"12345"))
+        session.put("real/dir/inner.ofi", BytesSource(b"x"))
+        symlink("links/to-file.ofi", "real/file.ofi")
+        symlink("links/to-dir", "real/dir")
+        symlink("links/dangling.ofi", "real/nothing.ofi")
+        with holds(SYMLINKS):
+            listed = {f.path: f.size for f in session.list("links")}
+            assert listed == {"links/to-file.ofi": 5}, f"{SYMLINKS}: {listed}"
+            assert read_all(session, "links/to-file.ofi") == b"12345", SYMLINKS
+            session.delete("links/to-file.ofi")
+            assert read_all(session, "real/file.ofi") == b"12345", SYMLINKS
+            assert "links/to-file.ofi" not in {f.path for f in session.list()}, SYMLINKS
