@@ -1,6 +1,6 @@
 """A target whose plugin is switched off or broken fails on its own.
 
-``check``, ``plan`` and ``run`` give the same message for it (which plugin,
+``check``, ``plan``, ``run`` and ``verify`` give the same message for it (which plugin,
 why, and the fix) and exit code 2, and every target of a working plugin, in
 the same job and in other jobs, is still checked, planned or replicated.
 """
@@ -126,6 +126,13 @@ def test_run_replicates_the_others(site: Site, unusable: str) -> None:
     assert files(site.target("usb")) == ["vol-b001.ofi"], "the same job's other target ran"
     assert files(site.target("disk")) == ["vol-b001.ofi"], "the other job ran"
     assert "run done (exit code 2)" in result.stderr
+
+
+def test_verify_reports_it_and_verifies_the_others(site: Site, unusable: str) -> None:
+    site.cli("run", code=2)
+    result = site.cli("verify", "nightly", code=2)
+    assert result.stderr.count(f"nightly.vault: FAILED: {unusable}\n") == 1, result.stderr
+    assert "ok   nightly.usb  vol-b001.ofi" in result.stdout, "the job's other target"
 
 
 def test_run_json_names_the_setup_step(site: Site, unusable: str) -> None:

@@ -608,7 +608,7 @@ def _verify_target(ctx: _Context, j: Any, t: Any, store: Any, journal: Any, read
 
     from offsite.audit import Finding, audit
     from offsite.engine import target_endpoint, target_transport
-    from offsite.errors import TargetError
+    from offsite.errors import PluginError, TargetError
 
     name = f"{j.name}.{t.name}"
 
@@ -623,9 +623,9 @@ def _verify_target(ctx: _Context, j: Any, t: Any, store: Any, journal: Any, read
         with transport.connect(target_endpoint(j, t, store)) as session:
             findings = audit(session, journal.placed(j.name, t.name), read_data=read_data,
                              progress=show)
-    except TargetError as exc:
-        click.echo(f"error: {exc}", err=True)
-        return {**entry, "error": str(exc)}, True
+    except (PluginError, TargetError) as exc:  # the other targets are still verified
+        click.echo(f"{name}: FAILED: {exc}", err=True)
+        return {**entry, "error": str(exc), "unusable": isinstance(exc, PluginError)}, True
     wrong = [f for f in findings if not f.ok]
     journal.distrust(j.name, t.name, [(f.path, f.problem or "") for f in wrong])
     entry["findings"] = [{**attrs.asdict(f), "ok": f.ok} for f in findings]
@@ -656,8 +656,9 @@ def verify_cmd(job: str, target: str | None, read_data: bool, as_json: bool,
     and checked. What is bad is marked in the journal, and the next offsite
     run puts it again. Files offsite did not place are not looked at.
 
-    Exit 0 all as placed, 1 a target could not be checked, 3 bad files
-    found, 75 another offsite process works JOB.
+    Exit 0 all as placed, 1 a target could not be checked, 2 a target's
+    plugin is switched off or broken, 3 bad files found, 75 another offsite
+    process works JOB (the highest that applies, in the order of run's).
     """
     from offsite.lock import JobLock
 
@@ -667,7 +668,7 @@ def verify_cmd(job: str, target: str | None, read_data: bool, as_json: bool,
         targets = [j.target(target)] if target else list(j.targets)
         store = ctx.credentials()
         doc: list[dict[str, Any]] = []
-        failed = bad = False
+        failed = bad = unusable = False
         lock = JobLock(ctx.config.folder, j.name, "offsite verify")
         lock.acquire(wait=wait)
         try:
@@ -676,15 +677,18 @@ def verify_cmd(job: str, target: str | None, read_data: bool, as_json: bool,
                     entry, ok = _verify_target(ctx, j, t, store, journal, read_data, as_json)
                     doc.append(entry)
                     failed |= entry["error"] is not None
+                    unusable |= bool(entry.pop("unusable", False))
                     bad |= not ok
         finally:
             lock.release()
     if as_json:
         click.echo(json.dumps({"targets": doc}, ensure_ascii=False, separators=(",", ":")))
-    if failed:
-        sys.exit(EXIT_TARGET_FAILED)
+    if unusable:
+        sys.exit(EXIT_USAGE)
     if bad:
         sys.exit(EXIT_BAD_DATA)
+    if failed:
+        sys.exit(EXIT_TARGET_FAILED)
 
 
 def _at_target(exc: ImageError, job: str, target: str) -> ImageError:
