@@ -66,3 +66,15 @@ def test_known_errors_are_not_reported_as_bugs(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(config), "plan"])
     assert result.exit_code == 2
     assert "internal error" not in result.stderr
+
+
+def test_ctrl_c_anywhere_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    import offsite.plugins
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(offsite.plugins, "discover", interrupted)
+    result = CliRunner().invoke(cli, ["targets"])
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "interrupted"

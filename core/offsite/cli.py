@@ -51,6 +51,11 @@ class _Offsite(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except KeyboardInterrupt:
+            # Ctrl-C where no command caught it (while a command imports what
+            # it needs, say): 130 as documented, not click's "Aborted!" and 1.
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         except Exception as exc:
             from offsite.crash import report
 
