@@ -54,6 +54,7 @@ from offsite.errors import (
     NotFound,
     PermissionDenied,
     SourceError,
+    StorageFull,
     TargetError,
     TLSFailed,
     Transient,
@@ -108,6 +109,9 @@ CHECKSUMS = ("SHA256", "SHA1", "CRC32", "CRC32C", "CRC64NVME")
 SIGNING_CHECKSUMS = ("SHA256",)
 AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
               "AuthorizationHeaderMalformed", "InvalidClientTokenId"}
+#: A store out of space or over quota: MinIO's full disk (HTTP 507, which
+#: the >= 500 rule would otherwise retry in vain), Ceph's quota (HTTP 403).
+FULL_CODES = {"XMinioStorageFull", "QuotaExceeded", "InsufficientStorage", "507"}
 TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
                    "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "503", "500"}
 
@@ -434,6 +438,8 @@ class S3Transport:
                 return AuthError(detail)
             if code in ("NoSuchKey", "NoSuchBucket", "404", "NotFound"):
                 return NotFound(detail if code == "NoSuchBucket" else "")
+            if code in FULL_CODES:
+                return StorageFull(detail)
             if code in ("AccessDenied", "403", "AllAccessDisabled"):
                 return PermissionDenied(detail)
             if code in ("PermanentRedirect", "301"):

@@ -326,3 +326,11 @@ def overloaded_s3() -> Iterator[FakeHTTPServer]:
     SlowDown, which S3 sends when a client must back off and try again."""
     with run_fake_http(_refusing_answer(503, "SlowDown")) as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def full_s3() -> Iterator[FakeHTTPServer]:
+    """A MinIO whose disks are full: every PUT is answered 507
+    XMinioStorageFull, as MinIO does."""
+    with run_fake_http(_refusing_answer(507, "XMinioStorageFull")) as srv:
+        yield srv
