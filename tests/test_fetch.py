@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from offsite.fetch import remote_chain, restore_from_target
 from offsite.image import ImageReader
 from offsite.remote import SKIP, RemoteAccess, Streams
 from offsite.session import Session, Transport
-from offsite.testing import remote_read
+from offsite.testing import conformance, remote_read
 from offsite.testing.remote_read import (
     FOLDER,
     FULL,
@@ -31,15 +30,10 @@ from offsite.testing.sources import MiB, random_bytes
 from offsite.transport import BytesSource, Endpoint
 
 
-class LocalTarget:
+class LocalTarget(conformance.TransportFixtures):
     @pytest.fixture
     def endpoint(self, tmp_path: Path) -> Endpoint:
         return Endpoint.from_url((tmp_path / "target").as_uri(), name="local")
-
-    @pytest.fixture
-    def session(self, endpoint: Endpoint) -> Iterator[Session]:
-        with Transport.for_endpoint(endpoint).connect(endpoint) as session:
-            yield session
 
 
 class TestLocalRemoteRead(remote_read.RemoteReadTests, LocalTarget):

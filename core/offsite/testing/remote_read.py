@@ -11,8 +11,10 @@ module adds one line::
     class TestSftpRemoteRead(remote_read.RemoteReadTests, PasswordFixtures):
         pass
 
-Override ``read_heap_limit`` if your client library buffers more than a
-megabyte or two of what it reads (say why in your fixtures).
+Override the ``read_heap_limit`` fixture (in your fixtures class, where
+:class:`~offsite.testing.conformance.TransportFixtures` has its default) if
+your client library buffers more than a megabyte or two of what it reads
+(say why).
 """
 
 from __future__ import annotations
@@ -171,13 +173,6 @@ DAMAGE = {
 
 class RemoteReadTests:
     """Images read back from the target: restore and verify through ``get``."""
-
-    @pytest.fixture
-    def read_heap_limit(self) -> int:
-        """The heap growth allowed while restoring or verifying a 40 MiB image
-        (at most half of it). offsite holds a payload and a round of index
-        entries (256 KiB blocks: under 1 MiB); the rest is your client's."""
-        return 8 * MiB
 
     @pytest.fixture
     def chain(self, session: Session, tmp_path: Path) -> PlacedChain:

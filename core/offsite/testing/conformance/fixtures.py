@@ -10,7 +10,7 @@
   write, run out of space or drop the connection, or why it cannot.
 * **Capabilities and limits** (override when yours differ):
   ``supports_resume``, ``tamper_partial``, ``symlink``, ``stream_size``, ``heap_limit``,
-  ``get_heap_limit``, ``large_size``.
+  ``get_heap_limit``, ``read_heap_limit``, ``large_size``.
 
 The core fixtures ``transport`` and ``session`` are never overridden: they
 discover the plugin through its installed entry point, exactly as offsite
@@ -145,6 +145,14 @@ class TransportFixtures:
         A client library that reads ahead may buffer what its flow-control
         window allows; say how much here, and why, in your fixtures."""
         return heap_limit
+
+    @pytest.fixture
+    def read_heap_limit(self) -> int:
+        """The heap growth allowed while restoring or verifying a 40 MiB image
+        straight from the target (:mod:`offsite.testing.remote_read`; at most
+        half of it). offsite holds a payload and a round of index entries
+        (256 KiB blocks: under 1 MiB); the rest is your client's."""
+        return 8 * MiB
 
     # -- the core's (never overridden) ---------------------------------------
 
