@@ -83,12 +83,12 @@ from offsite_local import LocalTransport
 #: name -> (the mutant's class body, the tests that must fail: a -k expression)
 MUTANTS = {
     "resumes from the token's offset, not what the target holds": ('''
-    @staticmethod
-    def _resume_offset(partial, partial_rel, transfer):
-        token = transfer.resume
-        if not token or token.get("partial") != partial_rel:
-            return 0
-        return int(token.get("offset", 0))
+    @hookimpl
+    def put(self, conn, path, transfer):
+        token = transfer.resume or {}
+        transfer.resume_offset = lambda partial, held: (
+            int(token.get("offset", 0)) if token.get("partial") == partial else 0)
+        return super().put(conn, path, transfer)
 ''', "test_resume_trusts_only_what_the_target_holds and shorten"),
     "saves its token only when the upload fails": ('''
     @hookimpl

@@ -390,12 +390,49 @@ class Transfer:
         if self._on_token is not None:
             self._on_token(dict(token))
 
+    def resume_offset(self, partial: str, held: Callable[[], int | None]) -> int:
+        """Where a put into the partial file ``partial`` resumes.
+
+        No further than the offset the earlier attempt's token confirmed, than
+        what the target really holds, nor than the source's size: bytes past
+        the token (another writer's, or writes never confirmed) are not
+        trusted, and the plugin cuts them off (or starts again) before it
+        writes. 0 when there is no token, or it names another file.
+
+        :param partial: the partial file's path relative to the target
+            folder (:func:`offsite.paths.partial_path`), as saved by
+            :meth:`save_partial`.
+        :param held: asks the target how many bytes ``partial`` holds
+            (``None`` when it is not there); only called when the token is
+            this file's.
+        """
+        token = self.resume
+        if not token or token.get("partial") != partial:
+            return 0
+        size = held()
+        if size is None:
+            return 0
+        return max(0, min(int(token.get("offset", 0)), size, self.size))
+
+    def save_partial(self, partial: str, offset: int) -> None:
+        """Save the token that :meth:`resume_offset` reads: ``offset`` bytes of
+        the partial file ``partial`` are known to be at the target."""
+        self.save_token({"partial": partial, "offset": offset})
+
     def progress(self, done: int) -> None:
         """Report that ``done`` bytes of the source are now at the target
         (counting bytes a resumed upload skipped). Never decreases."""
         self.done = done
         if self._on_progress is not None:
             self._on_progress(done)
+
+
+def owned_partial(path: str, resume: ResumeToken) -> str | None:
+    """The partial file of ``path`` if ``resume`` (a token from
+    :meth:`Transfer.save_partial`) names it, else ``None``: what a plugin's
+    ``discard`` may remove, and never anything else."""
+    partial = paths.partial_path(path)
+    return partial if resume.get("partial") == partial else None
 
 
 def pump(
@@ -436,6 +473,7 @@ __all__ = [
     "Source",
     "SourceReader",
     "Transfer",
+    "owned_partial",
     "paths",
     "pump",
 ]

@@ -30,7 +30,15 @@ from offsite.errors import (
     TargetError,
     Transient,
 )
-from offsite.transport import Endpoint, Readable, RemoteFile, ResumeToken, Transfer, pump
+from offsite.transport import (
+    Endpoint,
+    Readable,
+    RemoteFile,
+    ResumeToken,
+    Transfer,
+    owned_partial,
+    pump,
+)
 
 #: Bytes between two fsyncs (and resume tokens) of a partial file.
 SYNC_EVERY = 64 << 20
@@ -97,11 +105,11 @@ class LocalTransport:
         partial_rel = paths.partial_path(path)
         partial = conn.local(partial_rel)
         final.parent.mkdir(parents=True, exist_ok=True)
-        offset = self._resume_offset(partial, partial_rel, transfer)
+        offset = transfer.resume_offset(partial_rel, lambda: _size(partial))
         with open(partial, "r+b" if offset else "wb") as out:
             out.truncate(offset)  # drop anything past what is known to be durable
             out.seek(offset)
-            transfer.save_token({"partial": partial_rel, "offset": offset})
+            transfer.save_partial(partial_rel, offset)
             durable = offset
 
             def sync(done: int) -> None:
@@ -109,7 +117,7 @@ class LocalTransport:
                 out.flush()
                 os.fsync(out.fileno())
                 durable = done
-                transfer.save_token({"partial": partial_rel, "offset": done})
+                transfer.save_partial(partial_rel, done)
 
             try:
                 with transfer.open(offset) as reader:
@@ -127,21 +135,10 @@ class LocalTransport:
         st = final.stat()
         return RemoteFile(path, st.st_size, st.st_mtime)
 
-    @staticmethod
-    def _resume_offset(partial: Path, partial_rel: str, transfer: Transfer) -> int:
-        token = transfer.resume
-        if not token or token.get("partial") != partial_rel:
-            return 0
-        try:
-            on_disk = partial.stat().st_size
-        except FileNotFoundError:
-            return 0
-        return max(0, min(int(token.get("offset", 0)), on_disk, transfer.size))
-
     @hookimpl
     def discard(self, conn: LocalConnection, path: str, resume: ResumeToken) -> bool:
-        partial_rel = paths.partial_path(path)
-        if resume.get("partial") == partial_rel:  # never anything but our own partial
+        partial_rel = owned_partial(path, resume)
+        if partial_rel is not None:  # never anything but our own partial
             with contextlib.suppress(FileNotFoundError):
                 conn.local(partial_rel).unlink()
         return True
@@ -186,6 +183,13 @@ class LocalTransport:
     @hookimpl
     def close(self, conn: LocalConnection) -> bool:
         return True
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
 
 
 #: The object the ``file`` entry point names.

@@ -64,7 +64,15 @@ from offsite.errors import (
     TargetError,
     Transient,
 )
-from offsite.transport import Endpoint, Readable, RemoteFile, ResumeToken, Transfer, pump
+from offsite.transport import (
+    Endpoint,
+    Readable,
+    RemoteFile,
+    ResumeToken,
+    Transfer,
+    owned_partial,
+    pump,
+)
 
 DEFAULT_PORT = 22
 #: Fastest first where the server agrees (measured: aes256-gcm leads on AES-NI).
@@ -599,8 +607,11 @@ class SftpTransport:
         partial_rel = paths.partial_path(path)
         partial = conn.remote(partial_rel)
         _makedirs(sftp, posixpath.dirname(final))
-        offset = _resume_offset(sftp, partial, partial_rel, transfer)
-        transfer.save_token({"partial": partial_rel, "offset": offset})
+        offset = transfer.resume_offset(partial_rel, lambda: _size(sftp, partial))
+        if offset and offset < (_size(sftp, partial) or 0):
+            sftp.truncate(partial, offset)  # cut what the token does not vouch for
+        # (at 0, opening with "wb" below empties the file)
+        transfer.save_partial(partial_rel, offset)
         with sftp.open(partial, "r+b" if offset else "wb") as out:
             writer = _PipelinedWriter(sftp, out.handle, offset, conn.write_size,
                                       conn.in_flight)
@@ -610,7 +621,7 @@ class SftpTransport:
                 nonlocal saved
                 if writer.answered - saved >= TOKEN_EVERY:
                     saved = writer.answered
-                    transfer.save_token({"partial": partial_rel, "offset": saved})
+                    transfer.save_partial(partial_rel, saved)
 
             try:
                 with transfer.open(offset) as reader:
@@ -619,7 +630,7 @@ class SftpTransport:
             except BaseException as exc:
                 # What the server confirmed is what the next attempt resumes from.
                 with contextlib.suppress(Exception):
-                    transfer.save_token({"partial": partial_rel, "offset": writer.answered})
+                    transfer.save_partial(partial_rel, writer.answered)
                 if isinstance(exc, OSError) and exc.errno is None and _out_of_space(
                         sftp, posixpath.dirname(partial)):
                     raise StorageFull(f"the server's disk is full under "
@@ -640,8 +651,8 @@ class SftpTransport:
 
     @hookimpl
     def discard(self, conn: SftpConnection, path: str, resume: ResumeToken) -> bool:
-        partial_rel = paths.partial_path(path)
-        if resume.get("partial") == partial_rel:  # never anything but our own partial
+        partial_rel = owned_partial(path, resume)
+        if partial_rel is not None:  # never anything but our own partial
             with contextlib.suppress(FileNotFoundError):
                 conn.sftp.remove(conn.remote(partial_rel))
         return True
@@ -737,22 +748,11 @@ def _makedirs(sftp: paramiko.SFTPClient, folder: str) -> None:
             raise refused from None
 
 
-def _resume_offset(sftp: paramiko.SFTPClient, partial: str, partial_rel: str,
-                   transfer: Transfer) -> int:
-    """Where a put resumes: no further than the token's confirmed offset, nor
-    than what the partial file really holds. Bytes past the token's offset
-    (another writer's, or writes never confirmed) are cut off first."""
-    token = transfer.resume
-    if not token or token.get("partial") != partial_rel:
-        return 0
+def _size(sftp: paramiko.SFTPClient, path: str) -> int | None:
     try:
-        held = sftp.stat(partial).st_size or 0
+        return sftp.stat(path).st_size or 0
     except FileNotFoundError:
-        return 0
-    offset = max(0, min(int(token.get("offset", 0)), held, transfer.size))
-    if held > offset:
-        sftp.truncate(partial, offset)
-    return offset
+        return None
 
 
 def _out_of_space(sftp: paramiko.SFTPClient, folder: str) -> bool:
