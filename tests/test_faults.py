@@ -38,3 +38,10 @@ def test_kill_nine_anywhere_in_a_mirror(tmp_path: Path) -> None:
     assert files(target) == sorted([*local, "foreign.txt"])
     for name in local:
         assert (target / name).read_bytes() == (site.dest / name).read_bytes()
+
+
+def test_the_replicator_killed_mid_upload_resumes(tmp_path: Path) -> None:
+    # 24 MiB at 2 MiB/s: a checkpoint every second; the kill 40 % in.
+    site = FaultSite(tmp_path, TargetSpec((tmp_path / "t").as_uri()), size=24 << 20,
+                     bwlimit="2M")
+    faults.replicator_killed_mid_upload(site)

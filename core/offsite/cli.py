@@ -561,6 +561,81 @@ def run(click_ctx: click.Context, job: str | None, as_json: bool,
 
 
 @cli.command()
+@click.argument("jobs", nargs=-1, metavar="[JOB]...")
+@click.option("--json", "as_json", is_flag=True, help="One JSON event per line on stdout.")
+@click.option("--poll", "poll", type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="Look at every destination every SECONDS instead of being told of "
+              "changes by the kernel (inotify). Destinations on network file systems "
+              "(NFS, CIFS, FUSE) are polled every 5 s without it.")
+@click.option("--metrics", "metrics", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Keep FILE (e.g. /var/lib/node_exporter/textfile/offsite.prom) "
+              "updated with Prometheus metrics of every target, written atomically "
+              "every 2 s, for node_exporter's textfile collector.")
+@click.pass_context
+def replicator(click_ctx: click.Context, jobs: tuple[str, ...], as_json: bool,
+               poll: float | None, metrics: str | None) -> None:
+    """The service: replicate each image as it completes, until SIGTERM.
+
+    Works every job (or each JOB) as `run` does, under the same per-job lock
+    (a job another process works is taken up when it lets go): at start,
+    which resumes the uploads a stopped or killed run left; then whenever
+    its destination changed and stayed quiet for a moment; again after a
+    failed pass, with a growing delay (30 s up to 15 min).
+
+    SIGTERM or Ctrl-C stops within seconds, every upload resumable (exit 0,
+    or 130 for Ctrl-C); SIGHUP reads the configuration again (a broken one
+    is reported and the old one kept). Watch it with `offsite status
+    --watch`. Exit codes: 0 stopped by SIGTERM; 2 configuration error at
+    start; 70 internal error; 130 stopped by Ctrl-C.
+    """
+    import signal
+
+    from offsite.display import JournaldFormatter, JsonLines, LogLines, to_journald
+    from offsite.engine import Engine
+    from offsite.metrics import write_textfile
+    from offsite.replicator import Replicator, Timing
+    from offsite.status import live
+
+    quiet = click_ctx.find_root().obj["quiet"]
+    journald = to_journald()
+    if journald:
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JournaldFormatter("%(message)s"))
+    if not quiet:  # the service's log: what it watches, reloads
+        logging.getLogger("offsite.replicator").setLevel(logging.INFO)
+    with _replication_errors():
+        root_ctx = _ctx()
+        journal = root_ctx.journal()
+        for name in jobs:
+            root_ctx.config.job(name)  # an unknown job is a usage error now, not later
+        listener: Any = (JsonLines(sys.stdout) if as_json else
+                         LogLines(errors_only=quiet, priorities=journald))
+
+        def build() -> Engine:
+            ctx = _Context(str(root_ctx.config_path))  # the configuration as it is now
+            engine = Engine(ctx.config, journal, ctx.credentials(), registry=ctx.registry,
+                            wait=True, command="offsite replicator")
+            engine.listeners.append(listener)
+            return engine
+
+        tick = None
+        if metrics:
+            metrics_path = Path(metrics)
+            folder = root_ctx.config.folder
+
+            def tick() -> None:
+                write_textfile(metrics_path, live(journal, folder))
+
+        timing = Timing(poll=poll) if poll else Timing()
+        service = Replicator(build, jobs, timing=timing, poll=poll is not None, tick=tick)
+        try:
+            signum = service.serve()
+        finally:
+            journal.close()
+    sys.exit(EXIT_INTERRUPTED if signum == signal.SIGINT else 0)
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--watch", is_flag=True, help="Refresh every second until Ctrl-C.")
 def status(as_json: bool, watch: bool) -> None:

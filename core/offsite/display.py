@@ -107,12 +107,46 @@ def describe(event: Event) -> str | None:
 _NO_CONTROLS = {c: "?" for c in [*range(0x20), *range(0x7F, 0xA0)]}
 
 
-class LogLines:
-    """Plain lines on stderr, for logs and pipes (no progress bars)."""
+def to_journald() -> bool:
+    """Whether stderr is connected to systemd's journal (``JOURNAL_STREAM``
+    names its device and inode), which reads a ``<N>`` prefix as the
+    line's syslog priority."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        dev, ino = (int(x) for x in stream.split(":"))
+        st = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError, AttributeError):
+        return False
+    return (st.st_dev, st.st_ino) == (dev, ino)
 
-    def __init__(self, out: TextIO | None = None, *, errors_only: bool = False) -> None:
+
+#: syslog priorities, as journald reads them from a ``<N>`` prefix.
+_ERR, _WARNING, _INFO = 3, 4, 6
+
+
+class JournaldFormatter(logging.Formatter):
+    """Log records as journald reads them: ``<N>`` priority, no time stamp
+    (the journal adds its own)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = (_ERR if record.levelno >= logging.ERROR else
+                 _WARNING if record.levelno >= logging.WARNING else _INFO)
+        return f"<{level}>{record.name}: {super().format(record)}"
+
+
+class LogLines:
+    """Plain lines on stderr, for logs and pipes (no progress bars).
+
+    :param priorities: prefix each line with its syslog priority (``<3>``
+        for a failed target, ``<4>`` for a problem or a retry, ``<6>``
+        else), for systemd's journal.
+    """
+
+    def __init__(self, out: TextIO | None = None, *, errors_only: bool = False,
+                 priorities: bool = False) -> None:
         self.out = out
         self.errors_only = errors_only
+        self.priorities = priorities
         self._lock = threading.Lock()  # targets run in parallel threads
 
     def __call__(self, event: Event) -> None:
@@ -121,6 +155,10 @@ class LogLines:
         line = describe(event)
         if line is not None:
             line = line.translate(_NO_CONTROLS)  # a file name must not drive the terminal
+            if self.priorities:
+                level = (_ERR if isinstance(event, TargetFailed) else
+                         _WARNING if isinstance(event, (DataProblem, RetryScheduled)) else _INFO)
+                line = f"<{level}>{line}"
             out = self.out or sys.stderr  # looked up late: tests swap sys.stderr
             with self._lock:
                 out.write(line + "\n")
@@ -185,14 +223,12 @@ def status_table(statuses: Sequence[LiveStatus]) -> Table:
     from rich.text import Text
 
     table = Table(box=None, pad_edge=False)
-    for column in ("target", "state", "in flight", "done / total", "rate", "ETA",
-                   "last run", "last error"):
+    for column in ("target", "state", "in flight", "done / total", "rate", "ETA", "queue",
+                   "retries", "last run", "last error"):
         table.add_column(column, overflow="fold", no_wrap=column != "last error")
     for s in statuses:
         running = s.running and s.current is not None
-        eta = "-"
-        if running and s.rate > 0 and s.bytes_total > s.bytes_done:
-            eta = f"{(s.bytes_total - s.bytes_done) / s.rate:,.0f} s"
+        eta = f"{s.eta:,.0f} s" if running and s.eta is not None else "-"
         last = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_run)) if s.last_run else "-"
         state = f"running (pid {s.pid})" if s.running and s.pid else s.state
         current, done = "-", "-"
@@ -204,7 +240,8 @@ def status_table(statuses: Sequence[LiveStatus]) -> Table:
             current, done = first.remote + more, f"{_size(first.bytes_done)} / {_size(first.size)}"
         row: list[Any] = [
             f"{s.job}.{s.target}", state, current, done,
-            f"{s.rate / MiB:,.1f} MiB/s" if running and s.rate else "-", eta, last,
+            f"{s.rate / MiB:,.1f} MiB/s" if running and s.rate else "-", eta,
+            str(s.queued) if s.running else "-", str(s.retries) if s.retries else "-", last,
             s.last_error or "",
         ]
         table.add_row(*(Text(str(cell)) for cell in row))  # plain text: never markup

@@ -292,7 +292,7 @@ class Engine:
                    local: Sequence[LocalFile]) -> TargetResult:
         j = self.journal
         j.set_status(job.name, target.name, state="running", current=None, bytes_done=0,
-                     bytes_total=0, rate=0.0, last_error=None)
+                     bytes_total=0, rate=0.0, last_error=None, queued=0, retries=0)
         tally = _Tally()
         attempt = 0
         try:
@@ -308,6 +308,7 @@ class Engine:
                     if attempt > target.retries:
                         raise
                     delay = self._backoff(attempt)
+                    j.set_status(job.name, target.name, retries=attempt, last_error=str(exc))
                     self.emit(RetryScheduled(job.name, target.name, attempt, delay, str(exc)))
                     self._wait(delay)
         except Cancelled:
@@ -323,7 +324,7 @@ class Engine:
                                 tally.uploaded, tally.bytes, tally.deleted,
                                 setup_error=isinstance(exc, (CredentialError, PluginError,
                                                              ConfigError, UsageError)))
-        j.set_status(job.name, target.name, state="ok", current=None,
+        j.set_status(job.name, target.name, state="ok", current=None, queued=0,
                      last_error=tally.problem, last_run=time.time())
         self.emit(TargetDone(job.name, target.name, tally.uploaded, tally.bytes, tally.deleted))
         return TargetResult(job.name, target.name, True, tally.bad_data, tally.problem,
@@ -382,9 +383,13 @@ class Engine:
             if note not in withheld:
                 self._note(job, target, note, tally)
         broken_sets: set[str] = set()
+        puts_left = sum(isinstance(a, Put) for a in the_plan.actions)
         for action in the_plan.actions:
             if self.cancel.is_set():
                 raise Cancelled
+            if isinstance(action, Put):
+                puts_left -= 1
+                self.journal.set_status(job.name, target.name, queued=puts_left)
             if isinstance(action, Delete):
                 self._delete(job, target, session, action, tally)
             elif action.set_id is None or action.set_id not in broken_sets:

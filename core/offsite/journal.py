@@ -49,7 +49,7 @@ from offsite.errors import JournalError
 log = logging.getLogger(__name__)
 
 #: The schema version this offsite writes; ``len(MIGRATIONS)``.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: How long a statement waits for another connection's lock, in milliseconds.
 BUSY_TIMEOUT_MS = 10_000
@@ -145,6 +145,8 @@ class TargetStatus:
     :ivar last_error: the last error's message, for an operator.
     :ivar last_run: epoch seconds the last run of this target ended.
     :ivar updated_at: epoch seconds of the last change.
+    :ivar queued: uploads this run still has to start after the current one.
+    :ivar retries: how often this run has retried the target so far.
     """
 
     job: str
@@ -157,6 +159,8 @@ class TargetStatus:
     last_error: str | None = None
     last_run: float | None = None
     updated_at: float = 0.0
+    queued: int = 0
+    retries: int = 0
 
 
 # --- schema -----------------------------------------------------------------
@@ -264,9 +268,16 @@ def _v3_to_v4(conn: sqlite3.Connection) -> None:
         conn.execute(f"ALTER TABLE {table} ADD COLUMN problem TEXT")
 
 
+def _v4_to_v5(conn: sqlite3.Connection) -> None:
+    """Version 5: a target's queue (uploads still to start) and retries in
+    this run, for ``offsite status`` and the replicator's metrics."""
+    conn.execute("ALTER TABLE status ADD COLUMN queued INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE status ADD COLUMN retries INTEGER NOT NULL DEFAULT 0")
+
+
 #: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
 #: Each runs in its own transaction together with the version bump.
-MIGRATIONS: Sequence[Migration] = (_v0_to_v1, _v1_to_v2, _v2_to_v3, _v3_to_v4)
+MIGRATIONS: Sequence[Migration] = (_v0_to_v1, _v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5)
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -300,6 +311,8 @@ _STATUS_FIELDS = (
     "rate",
     "last_error",
     "last_run",
+    "queued",
+    "retries",
 )
 
 
@@ -707,7 +720,7 @@ class Journal:
         """The status of every target of every job, sorted by job and target."""
         rows = self._read(
             'SELECT job, target, state, "current", bytes_done, bytes_total, rate, '
-            "last_error, last_run, updated_at FROM status ORDER BY job, target"
+            "last_error, last_run, updated_at, queued, retries FROM status ORDER BY job, target"
         )
         return [
             TargetStatus(
@@ -721,6 +734,8 @@ class Journal:
                 last_error=row["last_error"],
                 last_run=None if row["last_run"] is None else float(row["last_run"]),
                 updated_at=float(row["updated_at"]),
+                queued=row["queued"],
+                retries=row["retries"],
             )
             for row in rows
         ]

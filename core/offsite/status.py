@@ -38,7 +38,8 @@ class LiveStatus:
     The journal's :class:`~offsite.journal.TargetStatus` fields, with
     ``state`` one of ``idle``, ``running``, ``ok``, ``failed`` or
     ``interrupted``, plus the process working the job (``pid``, None when
-    none does) and the uploads in flight.
+    none does), the seconds the current upload still needs at its rate
+    (``eta``, None when nothing runs) and the uploads in flight.
     """
 
     job: str
@@ -51,7 +52,10 @@ class LiveStatus:
     last_error: str | None
     last_run: float | None
     updated_at: float
+    queued: int = 0
+    retries: int = 0
     pid: int | None = None
+    eta: float | None = None
     in_flight: tuple[Upload, ...] = ()
 
     @property
@@ -74,7 +78,10 @@ def live(journal: Journal, folder: Path) -> list[LiveStatus]:
 def _judge(s: TargetStatus, held: lock.LockState, flights: tuple[Upload, ...]) -> LiveStatus:
     values = attrs.asdict(s)
     if held.held:
-        return LiveStatus(**values, pid=held.holder.pid if held.holder else None,
+        eta = None
+        if s.state == "running" and s.current and s.rate > 0 and s.bytes_total >= s.bytes_done:
+            eta = (s.bytes_total - s.bytes_done) / s.rate
+        return LiveStatus(**values, pid=held.holder.pid if held.holder else None, eta=eta,
                           in_flight=flights)
     # Nothing works the job: "running" is a run that died; "idle" with
     # uploads in flight, one that was stopped (Ctrl-C). A failed target

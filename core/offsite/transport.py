@@ -19,6 +19,7 @@ import io
 import os
 import queue
 import threading
+import time
 import unicodedata
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -36,6 +37,11 @@ CHUNK_SIZE = 1 << 20
 READ_AHEAD = 4
 #: How long closing a :class:`SourceReader` waits for its read-ahead thread.
 CLOSE_WAIT = 1.0
+#: A put saves a new resume token once this many bytes or seconds have
+#: passed since the last (:meth:`Transfer.checkpoint_due`): what a kill -9
+#: makes it send again is the smaller of the two.
+CHECKPOINT_BYTES = 64 << 20
+CHECKPOINT_SECONDS = 1.0
 
 #: A plugin's own JSON-serialisable note of how to resume an upload
 #: (a partial file's name and the offset known to be durable, an S3 upload
@@ -378,6 +384,7 @@ class Transfer:
         self._on_token = on_token
         self._on_progress = on_progress
         self.done = 0
+        self._saved_at = (0, time.monotonic())
 
     def open(self, offset: int = 0) -> SourceReader:
         """The source's bytes from ``offset`` (where the target's partial file
@@ -387,8 +394,22 @@ class Transfer:
     def save_token(self, token: ResumeToken) -> None:
         """Record how to resume this upload; call it before the first byte
         moves, and again whenever more bytes are known to be durable."""
+        self._saved_at = (self.done, time.monotonic())
         if self._on_token is not None:
             self._on_token(dict(token))
+
+    def checkpoint_due(self, done: int) -> bool:
+        """Whether it is time to make the bytes up to ``done`` durable and save
+        a token for them: :data:`CHECKPOINT_BYTES` or
+        :data:`CHECKPOINT_SECONDS` since the last token, whichever comes
+        first. Checkpoints cost (an fsync, a round trip, a journal write):
+        this keeps them rare on a fast link and frequent enough on a slow
+        one, so that a killed upload sends little again."""
+        offset, when = self._saved_at
+        if done <= offset:
+            return False
+        return (done - offset >= CHECKPOINT_BYTES
+                or time.monotonic() - when >= CHECKPOINT_SECONDS)
 
     def resume_offset(self, partial: str, held: Callable[[], int | None]) -> int:
         """Where a put into the partial file ``partial`` resumes.

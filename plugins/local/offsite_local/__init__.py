@@ -5,8 +5,9 @@ by the operating system. Atomic puts write a hidden partial file in the same
 folder, fsync it and ``os.replace`` it over the final name (then fsync the
 folder, so the rename survives a power cut). Resume continues the partial
 file from the last offset known to be on disk: the plugin fsyncs and saves a
-resume token every :data:`SYNC_EVERY` bytes, and once more when the source
-fails.
+resume token at the core's checkpoints (every 64 MiB or 1 s, whichever
+comes first: :meth:`offsite.transport.Transfer.checkpoint_due`), and once
+more when the source fails.
 """
 
 from __future__ import annotations
@@ -39,9 +40,6 @@ from offsite.transport import (
     owned_partial,
     pump,
 )
-
-#: Bytes between two fsyncs (and resume tokens) of a partial file.
-SYNC_EVERY = 64 << 20
 
 
 @attrs.frozen
@@ -121,8 +119,8 @@ class LocalTransport:
 
             try:
                 with transfer.open(offset) as reader:
-                    pump(reader, out.write, transfer,
-                         on_chunk=lambda done: sync(done) if done - durable >= SYNC_EVERY else None)
+                    pump(reader, out.write, transfer, on_chunk=lambda done: (
+                        sync(done) if transfer.checkpoint_due(done) else None))
             except BaseException:
                 # Keep what did arrive for the next attempt, if the disk lets us.
                 with contextlib.suppress(OSError):

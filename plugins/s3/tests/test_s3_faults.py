@@ -34,6 +34,13 @@ def test_kill_nine_anywhere(tmp_path: Path, moto_s3: Any, s3_bucket: str) -> Non
     assert uploads == [], "every multipart upload was completed or aborted"
 
 
+def test_the_replicator_killed_mid_upload_resumes(tmp_path: Path, moto_s3: Any,
+                                                  s3_bucket: str) -> None:
+    # 24 MiB: a multipart upload of 5 MiB parts, each part a checkpoint.
+    site = FaultSite(tmp_path, spec(moto_s3, s3_bucket), size=24 << 20, bwlimit="2M")
+    faults.replicator_killed_mid_upload(site)
+
+
 @pytest.mark.parametrize(("second", "refused"), [("offsite/sub", True), ("offsite", True),
                                                   ("offsite2", False)])
 def test_mirror_prefixes_that_overlap_are_refused(tmp_path: Path, moto_s3: Any, s3_bucket: str,

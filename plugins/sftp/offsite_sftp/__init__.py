@@ -100,8 +100,6 @@ MIN_IN_FLIGHT, MAX_IN_FLIGHT = 1 << 20, 32 << 20
 LINK_RATE = 1 << 30
 #: Reads keep twice this many bytes asked for and not yet handed out (bounded memory).
 READ_AHEAD = 4 << 20
-#: Bytes confirmed by the server between two resume tokens of a put.
-TOKEN_EVERY = 64 << 20
 
 
 @attrs.frozen
@@ -615,13 +613,10 @@ class SftpTransport:
         with sftp.open(partial, "r+b" if offset else "wb") as out:
             writer = _PipelinedWriter(sftp, out.handle, offset, conn.write_size,
                                       conn.in_flight)
-            saved = offset
-
             def keep(done: int) -> None:
-                nonlocal saved
-                if writer.answered - saved >= TOKEN_EVERY:
-                    saved = writer.answered
-                    transfer.save_partial(partial_rel, saved)
+                # The token holds only what the server confirmed.
+                if transfer.checkpoint_due(done) and writer.answered > offset:
+                    transfer.save_partial(partial_rel, writer.answered)
 
             try:
                 with transfer.open(offset) as reader:

@@ -52,3 +52,9 @@ def test_two_mirror_targets_in_one_folder_are_refused(tmp_path: Path, sshd: Any,
         f'[[job.target]]\nname = "t"\nurl = "{url}/sub"\n')
     with pytest.raises(ConfigError, match="mirrors"):
         Config.load(config)
+
+
+def test_the_replicator_killed_mid_upload_resumes(tmp_path: Path, sshd: Any,
+                                                  sftp_folder: str) -> None:
+    faults.replicator_killed_mid_upload(
+        FaultSite(tmp_path, spec(sshd, sftp_folder), size=24 << 20, bwlimit="2M"))
