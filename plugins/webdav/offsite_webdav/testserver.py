@@ -44,6 +44,7 @@ import requests
 
 if TYPE_CHECKING:
     from offsite.testing.certs import TestCerts
+    from offsite.transport import Endpoint
 
 USER = "offsite"
 READY_TIMEOUT_S = 10.0
@@ -80,6 +81,17 @@ class DavInfo:
         """An offsite target URL for ``folder`` (percent-encoded here)."""
         path = urllib.parse.quote(folder.strip("/"), safe="/")
         return f"{scheme or self.scheme}://{self.user}@{self.host}:{self.port}/{path}"
+
+    def endpoint(self, folder: str = "", *, name: str = "dav-test",
+                 **options: Any) -> Endpoint:
+        """The offsite endpoint of ``folder`` on this server, password stored
+        and (over HTTPS) the test CA as ``ca_file``."""
+        from offsite.transport import Endpoint
+
+        if self.ca_file is not None:
+            options = {"ca_file": str(self.ca_file), **options}
+        return Endpoint.from_url(self.url(folder), name=name, options=options,
+                                 credentials={"password": self.password})
 
     def rclone_flags(self) -> list[str]:
         """rclone's flags for this server: its CA for HTTPS (the webdav backend

@@ -87,8 +87,8 @@ class DavConnection:
     #: The target folder, from the server's root, normalised ("" for the root).
     base: str
     timeout: float
-    #: Folders (absolute paths) seen or made on this connection: a put into
-    #: a known folder skips the PROPFIND that would ask.
+    #: Folders (absolute paths) seen or made during one makedirs (a put
+    #: starts it afresh).
     folders: set[str] = attrs.field(factory=set, repr=False)
     #: The server's ``Server`` header, for the quirks of known servers.
     server: str = ""
@@ -334,6 +334,12 @@ def _send(conn: DavConnection, absolute: str, transfer: Transfer) -> None:
 
     def request(body: Any) -> None:
         try:
+            if isinstance(client.session.auth, requests.auth.HTTPDigestAuth):
+                # Digest keeps its nonce per thread: learn it here with a body-
+                # less request, or the PUT is answered 401 and its body, already
+                # streamed, cannot be sent again.
+                client.session.request("OPTIONS", conn.url(posixpath.dirname(absolute)),
+                                       timeout=conn.timeout, verify=client.verify).close()
             # Through the session, not webdavclient3: see the module's docstring.
             outcome["response"] = client.session.put(
                 url, data=body, timeout=conn.timeout, verify=client.verify,
@@ -505,17 +511,15 @@ class WebdavTransport:
         final = conn.remote(path)
         partial_rel = paths.partial_path(path)
         partial = conn.remote(partial_rel)
+        # Asked afresh for every put (one PROPFIND): a folder removed on the
+        # server since the last put is made again, not a 409 for the engine.
+        conn.folders.clear()
         makedirs(conn, posixpath.dirname(final))
         # WebDAV has no standard partial PUT: an upload always starts at 0
         # (the capabilities hook says so, and the engine tells the operator).
         # The token still names the partial file, for discard to find it.
         transfer.save_partial(partial_rel, 0)
-        try:
-            _send(conn, partial, transfer)
-        except Exception as exc:
-            if _status(exc) == 409:  # the folder went since it was seen: forget it
-                conn.folders.discard(posixpath.dirname(final))
-            raise
+        _send(conn, partial, transfer)
         held = stat(conn, partial)
         if held is None or held.size != transfer.size:
             # Trust only what the server holds: never move a short file into place.
@@ -619,14 +623,6 @@ def _destination(conn: DavConnection, absolute: str) -> str:
                     "reads the Destination header decoded", fix="rename the file without '?', "
                     "or use another WebDAV server")
     return url + "/" if ";" in posixpath.basename(absolute) else url
-
-
-def _status(exc: BaseException) -> int | None:
-    if isinstance(exc, HTTPStatus):
-        return exc.status
-    if isinstance(exc, dav.ResponseErrorCode):
-        return int(exc.code)
-    return None
 
 
 __all__ = ["DavConnection", "WebdavTransport", "makedirs", "propfind", "stat"]

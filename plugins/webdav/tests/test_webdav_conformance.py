@@ -12,13 +12,6 @@ from offsite.transport import BytesSource, Endpoint
 from offsite_webdav.testserver import READONLY, DavInfo
 
 
-def dav_endpoint(info: DavInfo, folder: str, **options: Any) -> Endpoint:
-    if info.ca_file is not None:
-        options = {"ca_file": str(info.ca_file), **options}
-    return Endpoint.from_url(info.url(folder), name="dav-test", options=options,
-                             credentials={"password": info.password})
-
-
 def put_to(address: str) -> conformance.Fault:
     """A put to a fake WebDAV server at ``address`` (see conftest's fake_dav)."""
     def fault(provoke: conformance.Provoke) -> None:
@@ -38,13 +31,13 @@ class DavFixtures(conformance.TransportFixtures):
 
     @pytest.fixture
     def endpoint(self, dav: DavInfo, dav_folder: str) -> Endpoint:
-        return dav_endpoint(dav, f"{dav_folder}/backups")
+        return dav.endpoint(f"{dav_folder}/backups")
 
     @pytest.fixture
     def broken_endpoint(self, dav: DavInfo, dav_folder: str) -> tuple[Endpoint, str]:
         (dav.root / dav_folder).mkdir()
         (dav.root / dav_folder / "a-file").write_bytes(b"not a folder")
-        return dav_endpoint(dav, f"{dav_folder}/a-file/backups"), "folder"
+        return dav.endpoint(f"{dav_folder}/a-file/backups"), "folder"
 
     @pytest.fixture
     def wrong_credentials(self, endpoint: Endpoint) -> Endpoint:
@@ -54,7 +47,7 @@ class DavFixtures(conformance.TransportFixtures):
     def faults(self, dav: DavInfo, fake_dav: Any) -> dict[str, Any]:
         def refused(provoke: conformance.Provoke) -> None:
             # wsgidav's read-only share answers a PUT with 403.
-            with provoke.transport.connect(dav_endpoint(dav, READONLY)) as session:
+            with provoke.transport.connect(dav.endpoint(READONLY)) as session:
                 session.put("x.ofi", BytesSource(b"x" * 100))
 
         # wsgidav on a full disk answers 500 (it does not map ENOSPC), and a
