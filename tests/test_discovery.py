@@ -233,3 +233,24 @@ def test_an_options_hook_returning_nonsense_fails_the_plugin(make_dist: MakeDist
     make_dist("offsite-odd", source, schemes={"odd": "plugin"})
     info = by_scheme("odd")
     assert info.status == "failed" and "mapping of option names" in info.reason
+
+
+def test_capabilities_are_read_from_the_hook(make_dist: MakeDist, good_plugin: str) -> None:
+    source = good_plugin.replace("class Plugin:", "class Plugin:\n    @hookimpl\n"
+                                 "    def capabilities(self): return {'resume': False}\n")
+    make_dist("offsite-oneshot", source, schemes={"oneshot": "plugin"})
+    make_dist("offsite-plain", schemes={"plain": "plugin"})
+    info = by_scheme("oneshot")
+    assert info.status == "ok" and info.capabilities == {"resume": False}
+    assert info.resumable is False and info.to_json()["capabilities"] == {"resume": False}
+    plain = by_scheme("plain")
+    assert plain.capabilities == {} and plain.resumable is True, "no hook: all is possible"
+
+
+def test_a_capabilities_hook_returning_nonsense_fails_the_plugin(make_dist: MakeDist,
+                                                                 good_plugin: str) -> None:
+    source = good_plugin.replace("class Plugin:", "class Plugin:\n    @hookimpl\n"
+                                 "    def capabilities(self): return {'resume': 'no'}\n")
+    make_dist("offsite-vague", source, schemes={"vague": "plugin"})
+    info = by_scheme("vague")
+    assert info.status == "failed" and "names to booleans" in info.reason

@@ -8,8 +8,8 @@ import pytest
 
 from offsite import hookspecs
 
-HOOKS = ["options", "connect", "check", "translate_error", "put", "discard", "get", "list",
-         "delete", "close"]
+HOOKS = ["options", "capabilities", "connect", "check", "translate_error", "put", "discard",
+         "get", "list", "delete", "close"]
 
 
 def test_the_contract_is_these_hooks() -> None:
@@ -28,5 +28,5 @@ def test_hook_is_firstresult_and_documented(name: str) -> None:
     for param in inspect.signature(func).parameters:
         assert f":param {param}:" in doc, f"{name}: parameter {param} undocumented"
     assert ":returns:" in doc
-    if name not in ("close", "translate_error", "options"):
+    if name not in ("close", "translate_error", "options", "capabilities"):
         assert ":raises" in doc, f"{name}: say which errors it raises"

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from offsite.cli import cli
+from offsite.display import describe
 from offsite.engine import (
     Cancelled,
     DataProblem,
@@ -29,6 +30,7 @@ from offsite.engine import (
 )
 from offsite.image import ImageReader, restore
 from offsite.journal import Journal
+from offsite.plugins import PluginInfo
 from offsite.testing.images import Volume, flip_byte
 from offsite.testing.site import BS, Site, files, seq
 
@@ -197,6 +199,29 @@ def test_interrupted_upload_resumes(site: Site) -> None:
     site.engine(events2).run()
     started = [e for e in events2 if isinstance(e, UploadStarted)]
     assert [(e.remote, e.resumed) for e in started] == [("vol-b001.ofi", True)]
+    assert (t / "vol-b001.ofi").read_bytes() == site.vol.images[0].read_bytes()
+
+
+def test_a_target_that_cannot_resume_says_it_restarts(site: Site,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # A plugin whose capabilities say resume=False (WebDAV) starts an
+    # interrupted upload again at 0: the engine reports that, not "resuming".
+    monkeypatch.setattr(PluginInfo, "resumable", property(lambda self: False))
+    site.image()
+    t = site.target("t")
+    site.one_target(t)
+    engine = site.engine([])
+    engine.listeners.append(lambda e: engine.cancel.set()
+                            if type(e).__name__ == "BytesProgressed" else None)
+    with pytest.raises(Cancelled):
+        engine.run()
+    events: list[Event] = []
+    site.engine(events).run()
+    started = [e for e in events if isinstance(e, UploadStarted)]
+    assert [(e.remote, e.resumed, e.restarted) for e in started] == [
+        ("vol-b001.ofi", True, True)]
+    assert describe(started[0]) == ("nightly.t: vol-b001.ofi: restarted from the beginning: "
+                                    "the target cannot resume an upload")
     assert (t / "vol-b001.ofi").read_bytes() == site.vol.images[0].read_bytes()
 
 

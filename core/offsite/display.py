@@ -84,6 +84,9 @@ def describe(event: Event) -> str | None:
             rate = event.size / max(event.seconds, 1e-6) / MiB
             return (f"{where}: placed {event.remote} ({event.size / MiB:.1f} MiB, "
                     f"{event.seconds:.1f} s, {rate:.0f} MiB/s)")
+        case UploadStarted() if event.restarted:
+            return (f"{where}: {event.remote}: restarted from the beginning: the target "
+                    "cannot resume an upload")
         case UploadStarted() if event.resumed:
             return f"{where}: resuming {event.remote}"
         case Deleted():

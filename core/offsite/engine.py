@@ -490,8 +490,11 @@ class Engine:
         if resume is None:
             j.begin_upload(job.name, target.name, placed)
         started = time.monotonic()
+        # A target that cannot resume (its plugin says so) starts again at 0:
+        # the operator hears that, not "resuming".
+        restarted = resume is not None and not session.transport.info.resumable
         self.emit(UploadStarted(job.name, target.name, action.remote, source.size,
-                                action.sources, resume is not None))
+                                action.sources, resume is not None, restarted))
         progress = _Progress(self, job.name, target.name, action.remote, source.size)
         last_token = resume
 

@@ -29,7 +29,11 @@ class UploadStarted:
     remote: str
     size: int
     sources: tuple[str, ...]
+    #: An interrupted upload of this file is being finished (it had a token).
     resumed: bool = False
+    #: ... but its target cannot resume an upload (its plugin's ``resume``
+    #: capability is False): it starts again from the first byte.
+    restarted: bool = False
 
 
 @attrs.frozen

@@ -16,8 +16,8 @@ hook named here and takes only parameters the spec has, so a typo is refused
 with a clear message, not discovered in production. Every hook is
 ``firstresult``: the single transport answers, and ``None`` means "not
 implemented". ``connect``, ``put``, ``get``, ``list``, ``delete`` and
-``close`` are required; ``options``, ``check``, ``translate_error`` and
-``discard`` are optional.
+``close`` are required; ``options``, ``capabilities``, ``check``,
+``translate_error`` and ``discard`` are optional.
 
 The contract points, each checked by the conformance suite in
 :mod:`offsite.testing` (run it: see docs/PLUGINS.md):
@@ -58,6 +58,9 @@ The contract points, each checked by the conformance suite in
   the journal). When ``transfer.resume`` is set, continue that upload from
   the offset the target really holds, not the token's word alone. When the
   engine gives an upload up, ``discard`` gets the token to clean up after it.
+  A protocol that cannot continue an upload (WebDAV has no standard partial
+  PUT) still saves a token, starts every put at 0, and says so with the
+  ``capabilities`` hook; the engine then tells the operator.
 * **Reading.** ``get`` at the end of a file, or past it, returns an empty
   stream, never an error.
 * **Listing.** ``list`` returns path, size and mtime for every finished file
@@ -131,6 +134,27 @@ def options() -> Mapping[str, str] | None:
 
     :returns: option name → what it does, e.g. ``{"region": "the bucket's
         region (default us-east-1)"}``.
+    """
+
+
+@hookspec(firstresult=True)
+def capabilities() -> Mapping[str, bool] | None:
+    """What your protocol can and cannot do, where the engine must know it.
+
+    Stops at the first non-None result. Optional: without it (or for a key
+    left out) everything is taken as possible. Known keys:
+
+    * ``resume`` (default ``True``): ``put`` continues an interrupted
+      upload from what the target holds. Return ``False`` when the protocol
+      cannot (WebDAV: no standard partial PUT), and start every put at 0.
+      Save tokens all the same (``discard`` needs them to clean up). When
+      the engine finishes an interrupted upload for such a target, it
+      reports "restarted from the beginning: the target cannot resume an
+      upload" instead of "resuming", and ``offsite targets --json`` shows
+      the capability.
+
+    :returns: capability name → whether the protocol has it, e.g.
+        ``{"resume": False}``.
     """
 
 

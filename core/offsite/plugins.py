@@ -82,6 +82,15 @@ class PluginInfo:
     #: The target options the plugin declares (name -> help), None when it
     #: declares none (then its options are not checked).
     options: Mapping[str, str] | None = attrs.field(default=None, eq=False)
+    #: What the plugin's ``capabilities`` hook declares (``{"resume": False}``);
+    #: empty when it has no such hook: everything is taken as possible.
+    capabilities: Mapping[str, bool] = attrs.field(factory=dict, eq=False)
+
+    @property
+    def resumable(self) -> bool:
+        """Whether ``put`` continues an interrupted upload (the ``resume``
+        capability, True unless the plugin says otherwise)."""
+        return bool(self.capabilities.get("resume", True))
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -201,9 +210,10 @@ class _Candidate:
     version: str
 
     def info(self, status: Status, reason: str = "", hooks: tuple[str, ...] = (),
-             options: Mapping[str, str] | None = None) -> PluginInfo:
+             options: Mapping[str, str] | None = None,
+             capabilities: Mapping[str, bool] | None = None) -> PluginInfo:
         return PluginInfo(self.name, self.distribution, self.version, self.value,
-                          status, reason, hooks, options)
+                          status, reason, hooks, options, dict(capabilities or {}))
 
 
 def _candidates() -> list[_Candidate]:
@@ -267,6 +277,25 @@ def _declared_options(pm: pluggy.PluginManager, c: _Candidate) -> dict[str, str]
     if not isinstance(declared, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in declared.items()):
         raise PluginError("hook options must return a mapping of option names to texts",
+                          plugin=c.name, distribution=c.distribution)
+    return dict(declared)
+
+
+def _declared_capabilities(pm: pluggy.PluginManager, c: _Candidate) -> dict[str, bool]:
+    """What the plugin's ``capabilities`` hook declares ({}: no hook).
+
+    :raises PluginError: the hook fails or does not return names and booleans.
+    """
+    try:
+        declared = pm.hook.capabilities()
+    except Exception as exc:
+        raise PluginError(f"hook capabilities failed: {type(exc).__name__}: {exc}",
+                          plugin=c.name, distribution=c.distribution) from exc
+    if declared is None:
+        return {}
+    if not isinstance(declared, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, bool) for k, v in declared.items()):
+        raise PluginError("hook capabilities must return a mapping of names to booleans",
                           plugin=c.name, distribution=c.distribution)
     return dict(declared)
 
@@ -363,10 +392,12 @@ def discover(schemes: Collection[str] | None = None) -> Registry:
             try:
                 pm = build_manager(objects[key], scheme=c.name, distribution=c.distribution)
                 options = _declared_options(pm, c)
+                capabilities = _declared_capabilities(pm, c)
             except PluginError as exc:
                 infos.append(c.info("failed", exc.detail))
                 continue
             loaded[c.name] = objects[key]
-            infos.append(c.info("ok", hooks=implemented_hooks(pm, c.name), options=options))
+            infos.append(c.info("ok", hooks=implemented_hooks(pm, c.name), options=options,
+                                capabilities=capabilities))
     infos.sort(key=lambda p: (p.scheme, p.distribution))
     return Registry(plugins=tuple(infos), loaded=loaded)

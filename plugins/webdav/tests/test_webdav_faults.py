@@ -1,0 +1,34 @@
+"""Fault injection against wsgidav: kill -9 anywhere (an upload starts again
+from its first byte, and never leaves half a file under a final name), the
+replicator killed mid-upload, and two runs at once (see
+:mod:`offsite.testing.faults`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from offsite.testing import faults
+from offsite.testing.faults import FaultSite, TargetSpec
+from offsite_webdav.testserver import DavInfo
+
+
+def spec(dav: DavInfo, folder: str) -> TargetSpec:
+    options = {"ca_file": str(dav.ca_file)} if dav.ca_file else {}
+    return TargetSpec(dav.url(folder), options, {"password": dav.password})
+
+
+def test_two_runs_at_once(tmp_path: Path, dav_http: DavInfo, dav_folder: str) -> None:
+    faults.two_runs_at_once(FaultSite(tmp_path, spec(dav_http, dav_folder), bwlimit="1M"))
+
+
+def test_kill_nine_anywhere(tmp_path: Path, dav_https: DavInfo, dav_folder: str) -> None:
+    faults.kill_nine_anywhere(FaultSite(tmp_path, spec(dav_https, dav_folder)))
+    leftovers = [p.name for p in (dav_https.root / dav_folder).rglob(".*offsite-partial")]
+    assert leftovers == [], "every partial upload was finished or cleaned up"
+
+
+def test_the_replicator_killed_mid_upload_starts_the_file_again(
+        tmp_path: Path, dav_http: DavInfo, dav_folder: str) -> None:
+    # WebDAV has no partial PUT: the upload starts again at byte 0, and says so.
+    site = FaultSite(tmp_path, spec(dav_http, dav_folder), size=24 << 20, bwlimit="2M")
+    faults.replicator_killed_mid_upload(site, resumes=False)
