@@ -51,6 +51,7 @@ MISSING = {
     0xC000000F: "STATUS_NO_SUCH_FILE",
     0xC0000225: "STATUS_NOT_FOUND",
     0xC0000056: "STATUS_DELETE_PENDING",
+    0xC00000BA: "a folder, not a file (STATUS_FILE_IS_A_DIRECTORY)",
 }
 #: Authenticated, but not allowed.
 DENIED = {
@@ -118,6 +119,10 @@ def translate(exc: Exception) -> TargetError | None:
             return StorageFull(exc.strerror or "no space left on the server")
         if exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT, errno.ECONNABORTED):
             return Transient(str(exc))
+        if exc.errno in (errno.EBADF, errno.ENOTCONN, errno.ESHUTDOWN):
+            # smbprotocol's receiving thread saw the connection end and closed
+            # the socket while this thread was sending on it.
+            return Transient(f"the SMB connection closed: {exc.strerror or exc}")
         return Fatal(f"SMB: {exc.strerror or exc}")
     return None
 

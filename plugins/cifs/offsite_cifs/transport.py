@@ -53,8 +53,11 @@ DEFAULT_TIMEOUT = 30.0
 #: (Samba negotiates 8 MiB). Measured on loopback (bench/cifs.py): 1 MiB
 #: requests ran as fast as 4 MiB ones, and smaller ones cost more CPU per byte.
 REQUEST_SIZE = 1 << 20
-#: Bytes of write (or read) requests a put (or get) keeps unanswered.
+#: Bytes of write requests a put keeps unanswered.
 IN_FLIGHT = 8 << 20
+#: Bytes of read requests a get keeps unanswered: each answer is held (and
+#: copied once) until handed out, so this is what a restore holds.
+READ_IN_FLIGHT = 4 << 20
 #: Bytes confirmed by the server between two resume tokens of a put.
 TOKEN_EVERY = 64 << 20
 
@@ -258,7 +261,7 @@ class SmbTransport:
                            | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
                            CreateDisposition.FILE_OPEN, CreateOptions.FILE_NON_DIRECTORY_FILE)
         size = min(conn.connection.max_read_size, REQUEST_SIZE)
-        return Reader(conn, handle, offset, int(handle.end_of_file), size, IN_FLIGHT)
+        return Reader(conn, handle, offset, int(handle.end_of_file), size, READ_IN_FLIGHT)
 
     # -- listing ----------------------------------------------------------------
 
