@@ -62,7 +62,7 @@ SMB_CONF_TEMPLATE = """\
     bind interfaces only = yes
     disable netbios = yes
     server min protocol = SMB3_00
-    server signing = mandatory
+    server signing = {signing}
     # No DFS: a missing share then fails with STATUS_BAD_NETWORK_NAME instead
     # of a DFS referral's STATUS_NOT_FOUND.
     host msdfs = no
@@ -210,12 +210,17 @@ def _log_tail(path: Path, n: int = 3000) -> str:
 
 
 @contextmanager
-def run_smbd(base: str | os.PathLike[str] | None = None) -> Iterator[SmbdInfo]:
+def run_smbd(base: str | os.PathLike[str] | None = None, *,
+             signing: str = "mandatory") -> Iterator[SmbdInfo]:
     """A real smbd on a free 127.0.0.1 port while the block runs; see the module doc.
 
     :param base: the folder to make the server's temporary folder in
         (tempfile's default when None); the test user must be able to
         traverse it and all its parents.
+    :param signing: smb.conf's ``server signing``: ``mandatory`` (the tests),
+        or ``default`` (signing when the client asks for it: rclone's SMB
+        client fails its writes with "signing required" on a server that
+        mandates it).
     :raises RuntimeError: not root, ``/usr/sbin/smbd`` missing, or smbd did
         not start (with the tail of its log).
     """
@@ -244,7 +249,8 @@ def run_smbd(base: str | os.PathLike[str] | None = None) -> Iterator[SmbdInfo]:
             for attempt in range(START_ATTEMPTS):
                 port = _free_port()
                 config.write_text(SMB_CONF_TEMPLATE.format(
-                    dir=d, port=port, share=SHARE, readonly=READONLY_SHARE, sealed=SEALED_SHARE,
+                    dir=d, port=port, signing=signing, share=SHARE, readonly=READONLY_SHARE,
+                    sealed=SEALED_SHARE,
                     share_dir=root, user=account.name))
                 if attempt == 0:  # into OUR passdb: -c names the config that says where
                     _run([smbpasswd, "-c", str(config), "-a", "-s", account.name],
