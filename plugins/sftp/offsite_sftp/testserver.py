@@ -31,7 +31,6 @@ the tests and ``bench/sftp.py`` share one server.
 from __future__ import annotations
 
 import os
-import pwd
 import secrets
 import shutil
 import socket
@@ -44,11 +43,12 @@ from pathlib import Path
 
 import attrs
 
+from offsite.testing.unixuser import unix_user
+
 HOST = "127.0.0.1"
 # Absolute on purpose: started from PATH, sshd exits with
 # "sshd re-exec requires execution with an absolute path".
 SSHD = "/usr/sbin/sshd"
-NOLOGIN = "/usr/sbin/nologin"
 READY_TIMEOUT_S = 15.0
 START_ATTEMPTS = 3
 
@@ -143,11 +143,6 @@ class SshdInfo:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _sbin(name: str) -> str:
-    # A CI root's PATH may lack /usr/sbin, where useradd & co. live.
-    return shutil.which(name) or f"/usr/sbin/{name}"
 
 
 def _run(cmd: Sequence[str], *, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -251,60 +246,6 @@ def _public_key(private_key: Path) -> str:
     return " ".join(private_key.with_name(private_key.name + ".pub").read_text().split()[:2])
 
 
-@contextmanager
-def _unix_user() -> Iterator[tuple[str, int, int, str]]:
-    """The test account: (name, uid, gid, password); created if missing.
-
-    A random password every time, so a leftover account is never usable
-    with a known password. Shell nologin and no home: internal-sftp needs
-    neither. At exit it is deleted if created here, else its password locked.
-    """
-    name = os.environ.get("OFFSITE_TEST_USER", "offsite-test")
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker:
-        name = f"{name}-{worker}"
-    created = False
-    try:
-        pw = pwd.getpwnam(name)
-    except KeyError:
-        res = subprocess.run(  # noqa: S603 - useradd with arguments made here
-            [
-                _sbin("useradd"),
-                "--system",
-                "--no-create-home",
-                "--home-dir",
-                "/nonexistent",
-                "--shell",
-                NOLOGIN,
-                name,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if res.returncode not in (0, 9):  # 9: already exists (a concurrent run made it)
-            raise RuntimeError(f"useradd {name} failed rc={res.returncode}: {res.stderr}") from None
-        created = res.returncode == 0
-        pw = pwd.getpwnam(name)
-    try:
-        password = "Pw-" + secrets.token_urlsafe(16)
-        # Debian 12's chpasswd stores yescrypt ($y$...); sshd's crypt(3) verifies it.
-        _run([_sbin("chpasswd")], input=f"{name}:{password}\n")
-        yield name, pw.pw_uid, pw.pw_gid, password
-    finally:
-        deleted = (
-            created
-            and subprocess.run(  # noqa: S603 - userdel of the user made above
-                [_sbin("userdel"), name], capture_output=True, check=False
-            ).returncode
-            == 0
-        )
-        if not deleted:  # not ours, or userdel failed: at least make the password unusable
-            subprocess.run(  # noqa: S603 - usermod of the test user
-                [_sbin("usermod"), "--lock", name], capture_output=True, check=False
-            )
-
-
 # --------------------------------------------------------------------------- server
 
 
@@ -325,7 +266,8 @@ def run_sshd(base: str | os.PathLike[str] | None = None) -> Iterator[SshdInfo]:
         )
     if not os.access(SSHD, os.X_OK):
         raise RuntimeError(f"{SSHD} not found: apt-get install openssh-server")
-    with _unix_user() as (user, uid, gid, password):
+    with unix_user() as account:
+        user, uid, gid, password = account.name, account.uid, account.gid, account.password
         # Not pytest's tmp_path_factory: /tmp/pytest-of-root is 0700, and the
         # unprivileged user must traverse every parent of its start directory.
         d = Path(tempfile.mkdtemp(prefix="offsite-sftp-", dir=base))

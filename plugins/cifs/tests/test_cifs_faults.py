@@ -1,0 +1,29 @@
+"""Fault injection against the real smbd: kill -9 anywhere, the replicator
+killed mid-upload, two runs at once
+(see :mod:`offsite.testing.faults`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from offsite.testing import faults
+from offsite.testing.faults import FaultSite, TargetSpec
+
+
+def spec(smbd: Any, folder: str) -> TargetSpec:
+    return TargetSpec(smbd.url(folder), {}, {"password": smbd.password})
+
+
+def test_two_runs_at_once(tmp_path: Path, smbd: Any, smb_folder: str) -> None:
+    faults.two_runs_at_once(FaultSite(tmp_path, spec(smbd, smb_folder), bwlimit="1M"))
+
+
+def test_kill_nine_anywhere(tmp_path: Path, smbd: Any, smb_folder: str) -> None:
+    faults.kill_nine_anywhere(FaultSite(tmp_path, spec(smbd, smb_folder)))
+
+
+def test_the_replicator_killed_mid_upload_resumes(tmp_path: Path, smbd: Any,
+                                                  smb_folder: str) -> None:
+    faults.replicator_killed_mid_upload(
+        FaultSite(tmp_path, spec(smbd, smb_folder), size=24 << 20, bwlimit="2M"))
