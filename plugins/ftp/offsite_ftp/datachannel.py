@@ -79,7 +79,11 @@ def send_segment(ftp: ftplib.FTP, command: str, reader: SourceReader, transfer: 
     except BaseException:  # Ctrl-C: do not wait for the server
         data.close()
         raise
-    ftp.voidresp()
+    try:
+        ftp.voidresp()
+    except ftplib.Error as answer:  # all sent, but the server aborted it
+        salvage(sent, answer)
+        raise
 
 
 def _abandon(ftp: ftplib.FTP, data: socket.socket, *, graceful: bool) -> BaseException | None:

@@ -154,18 +154,21 @@ def _handler(tls: str | None, certs: TestCerts | None, mlsd: bool, home: Path,
             except Exception:
                 super().handle_error()
 
-        def handle_read(self) -> None:
-            super().handle_read()
+        def recv(self, buffer_size: int) -> bytes:
+            # (Not handle_read: DTPHandler binds handle_read_event to its own
+            # handle_read at class creation.)
             limit = type(self).drop_after
-            if limit is not None and self.receive and self.tot_bytes_received >= limit \
-                    and not self._closed:
+            if limit is not None and self.receive and self.tot_bytes_received >= limit:
                 type(self).drop_after = None
                 with contextlib.suppress(Exception):  # RST, not FIN: a broken network
                     self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                            struct.pack("ii", 1, 0))
                 self._resp = ("426 Connection reset by the test server; transfer aborted.",
                               logging.getLogger("pyftpdlib").info)
-                self.close()
+                DTPHandler.close(self)
+                return b""
+            data: bytes = super().recv(buffer_size)
+            return data
 
     def ftp_CWD(self: Any, path: str) -> str | None:
         # pyftpdlib's CWD does a process-wide os.chdir() there and back: a

@@ -7,6 +7,7 @@ Session fixtures, each a :class:`~offsite_ftp.testserver.FtpdInfo`:
   its certificate from a throw-away CA (``ftpsd.ca_file``);
 * ``ftpd_offered``: TLS offered but not required (``ftp://`` must refuse to
   send a password to it);
+* ``ftpsd_misnamed``: FTPS with a certificate for another host name;
 * ``ftpd_list``: plain FTP without MLSD/MLST (listings by LIST).
 
 Each home holds a file ``a-file`` (a target path that is no folder). Tests
@@ -44,6 +45,13 @@ def ftpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FtpdInfo]:
 @pytest.fixture(scope="session")
 def ftpsd(tmp_path_factory: pytest.TempPathFactory, certs: TestCerts) -> Iterator[FtpdInfo]:
     yield from _serve(tmp_path_factory, "ftps-home", tls="required", certs=certs)
+
+
+@pytest.fixture(scope="session")
+def ftpsd_misnamed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FtpdInfo]:
+    """FTPS whose certificate names backup.example.com, not 127.0.0.1."""
+    certs = make_certs(tmp_path_factory.mktemp("misnamed-certs"), host="backup.example.com")
+    yield from _serve(tmp_path_factory, "ftps-misnamed-home", tls="required", certs=certs)
 
 
 @pytest.fixture(scope="session")
