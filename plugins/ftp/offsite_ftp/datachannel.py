@@ -52,7 +52,8 @@ def send_segment(ftp: ftplib.FTP, command: str, reader: SourceReader, transfer: 
     path``, after ``REST start`` when ``start`` is not 0) and wait for the
     server's answer to it.
 
-    :param salvage: called with how far the bytes went out and the failure
+    :param salvage: called with how far the bytes may have gone out (what
+        was handed to the socket) and the failure
         when the segment fails after its data connection opened (the caller
         then confirms with ``SIZE`` what the server kept, for the resume
         token); the data connection is closed and its answer read by then.
@@ -61,14 +62,17 @@ def send_segment(ftp: ftplib.FTP, command: str, reader: SourceReader, transfer: 
         left on device" says more than "Broken pipe").
     """
     data, _size = ftp.ntransfercmd(command, start or None)
+    # How far the bytes handed to the socket reach, counted before each send:
+    # a reset in the middle of a chunk may leave part of it at the server.
     sent = start
 
-    def count(done: int) -> None:
+    def send(chunk: bytes) -> None:
         nonlocal sent
-        sent = done
+        sent += len(chunk)
+        data.sendall(chunk)
 
     try:
-        pump(reader, data.sendall, transfer, stop=end, on_chunk=count)
+        pump(reader, send, transfer, stop=end)
         close_upload(data)
     except Exception as exc:
         answer = _abandon(ftp, data, graceful=isinstance(exc, SourceError))
