@@ -86,3 +86,22 @@ def test_close_does_not_wait_for_a_read_that_is_stuck() -> None:
             break
         threading.Event().wait(0.05)
     assert source.stream.closed_by == "offsite-read-ahead"
+
+
+def test_pump_can_stop_at_an_offset_and_go_on_from_there() -> None:
+    # A protocol that confirms bytes per request (an FTP data connection)
+    # sends one source as several pumps on one reader.
+    from offsite.transport import Transfer, pump
+
+    data = random_bytes(3 * CHUNK_SIZE + 5, seed=9)
+    transfer = Transfer(BytesSource(data))
+    seen: list[int] = []
+    transfer._on_progress = seen.append
+    parts: list[bytes] = []
+    with transfer.open(100) as reader:
+        assert pump(reader, parts.append, transfer, stop=CHUNK_SIZE + 7) == CHUNK_SIZE + 7
+        assert sum(map(len, parts)) == CHUNK_SIZE + 7 - 100
+        assert pump(reader, parts.append, transfer, stop=CHUNK_SIZE + 7) == CHUNK_SIZE + 7
+        assert pump(reader, parts.append, transfer) == len(data)
+    assert b"".join(parts) == data[100:]
+    assert seen == sorted(seen) and seen[0] == 100 and seen[-1] == len(data)

@@ -463,17 +463,25 @@ def pump(
     *,
     chunk_size: int = CHUNK_SIZE,
     on_chunk: Callable[[int], None] | None = None,
+    stop: int | None = None,
 ) -> int:
     """Copy ``reader`` to ``write`` in chunks, reporting progress; return the end offset.
 
     :param on_chunk: called with the new offset after each chunk, e.g. to
         flush and save a resume token every so often.
+    :param stop: end at this offset of the source instead of at its end, so
+        that a protocol that confirms bytes only at the end of a request (an
+        FTP data connection) can send a long source as several requests,
+        each a call to ``pump`` on the same reader.
     :raises SourceError: if the source fails or ends before its size.
     """
-    done = reader.offset
+    done = reader.position
     transfer.progress(done)
     while True:
-        chunk = reader.read(chunk_size)
+        want = chunk_size if stop is None else min(chunk_size, stop - done)
+        if want <= 0:
+            return done
+        chunk = reader.read(want)
         if not chunk:
             return done
         write(chunk)

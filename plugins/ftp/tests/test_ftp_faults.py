@@ -1,0 +1,41 @@
+"""Fault injection against the real pyftpdlib servers: kill -9 anywhere, the
+replicator killed mid-upload, and two runs at once (see
+:mod:`offsite.testing.faults`), in FTP and in FTPS."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from offsite.testing import faults
+from offsite.testing.faults import FaultSite, TargetSpec
+from offsite_ftp.testserver import FtpdInfo
+
+
+@pytest.fixture(params=["ftp", "ftps"])
+def server(request: pytest.FixtureRequest) -> FtpdInfo:
+    return request.getfixturevalue("ftpd" if request.param == "ftp" else "ftpsd")
+
+
+@pytest.fixture
+def spec(server: FtpdInfo) -> Iterator[TargetSpec]:
+    name = f"t-{uuid.uuid4().hex}"
+    yield TargetSpec(server.url(name), server.options(), {"password": server.password})
+    shutil.rmtree(server.root / name, ignore_errors=True)
+
+
+def test_two_runs_at_once(tmp_path: Path, spec: TargetSpec) -> None:
+    faults.two_runs_at_once(FaultSite(tmp_path, spec, bwlimit="1M"))
+
+
+def test_kill_nine_anywhere(tmp_path: Path, spec: TargetSpec) -> None:
+    faults.kill_nine_anywhere(FaultSite(tmp_path, spec))
+
+
+def test_the_replicator_killed_mid_upload_resumes(tmp_path: Path, spec: TargetSpec) -> None:
+    # 24 MiB at 2 MiB/s: segments of about 5 s (REST + STOR), each confirmed by SIZE.
+    faults.replicator_killed_mid_upload(FaultSite(tmp_path, spec, size=24 << 20, bwlimit="2M"))
