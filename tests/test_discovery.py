@@ -114,8 +114,12 @@ def test_disabled_plugin_is_not_imported(
 
 
 def test_unusable_scheme_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(PluginError, match="offsite-cifs"):
-        Transport.for_endpoint(Endpoint.from_url("smb://h/share/x"))
+    # Every official plugin is installed here: an official one that is not.
+    from offsite import plugins
+
+    monkeypatch.setitem(plugins.OFFICIAL, "nfs", "offsite-nfs")
+    with pytest.raises(PluginError, match="offsite-nfs"):
+        Transport.for_endpoint(Endpoint.from_url("nfs://h/share/x"))
     monkeypatch.setenv(DISABLE_ENV, "file")
     with pytest.raises(PluginError, match="disabled"):
         Transport.for_endpoint(Endpoint.from_url("file:///tmp/x"))

@@ -51,6 +51,7 @@ SCHEME = re.compile(r"[a-z][a-z0-9+.-]*\Z")
 OFFICIAL = {
     "file": "offsite-local",
     "smb": "offsite-cifs",
+    "cifs": "offsite-cifs",
     "webdav": "offsite-webdav",
     "webdavs": "offsite-webdav",
     "ftp": "offsite-ftp",

@@ -41,6 +41,7 @@ from offsite.engine import target_endpoint, target_transport
 from offsite.image.verify import verify_image
 from offsite.session import Session
 from offsite.testing.images import Volume
+from offsite.testing.proxy import TcpProxy
 from offsite.transport import RemoteFile
 
 #: The command line of offsite in a process of its own.
@@ -105,8 +106,11 @@ class FaultSite:
                               capture_output=True, text=True, timeout=timeout, check=False)
 
     def start(self, *args: str) -> subprocess.Popen[str]:
+        # PYTHONFAULTHANDLER: a process that hangs is sent SIGABRT and says
+        # where each of its threads was (see OffsiteProcess.wait).
         return subprocess.Popen([*OFFSITE, "--config", str(self.config), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONFAULTHANDLER": "1"})
 
     # -- the target as it really is ------------------------------------------------
 
@@ -236,8 +240,8 @@ def kill_nine_anywhere(site: FaultSite, *, rounds: int = 6, seed: int | None = N
     assert plans[0]["actions"] == [], f"not settled: {plans} {where}"
 
 
-class Replicator:
-    """A running ``offsite replicator --json`` on a site, and what it printed.
+class OffsiteProcess:
+    """A running ``offsite COMMAND --json …`` on a site, and what it printed.
 
     :ivar events: the JSON events so far, in order.
     :ivar stderr: its log lines so far.
@@ -246,8 +250,8 @@ class Replicator:
     #: How long :meth:`wait_for` waits: generous, nothing is a timing test.
     PATIENCE = 120.0
 
-    def __init__(self, site: FaultSite, *args: str) -> None:
-        self.proc = site.start("replicator", "--json", *args)
+    def __init__(self, site: FaultSite, command: str, *args: str) -> None:
+        self.proc = site.start(command, "--json", *args)
         self.events: list[dict[str, Any]] = []
         self.stderr: list[str] = []
         self._readers = [threading.Thread(target=self._read, daemon=True),
@@ -294,6 +298,30 @@ class Replicator:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+
+    def wait(self) -> int:
+        """Wait for it to end by itself; its exit code.
+
+        :raises AssertionError: it hangs; with its threads' stacks.
+        """
+        try:
+            code = self.proc.wait(timeout=self.PATIENCE)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread
+            self.proc.wait()
+            for r in self._readers:
+                r.join(5)
+            raise AssertionError("offsite hangs:\n" + "".join(self.stderr)) from None
+        for r in self._readers:
+            r.join(5)
+        return code
+
+
+class Replicator(OffsiteProcess):
+    """A running ``offsite replicator --json …`` on a site."""
+
+    def __init__(self, site: FaultSite, *args: str) -> None:
+        super().__init__(site, "replicator", *args)
 
 
 def replicator_killed_mid_upload(site: FaultSite, *, resumes: bool = True,
@@ -350,5 +378,74 @@ def replicator_killed_mid_upload(site: FaultSite, *, resumes: bool = True,
     assert site.restore(image.name) == site.vol.states[-1]
 
 
-__all__ = ["FaultSite", "Replicator", "TargetSpec", "kill_nine_anywhere",
-           "replicator_killed_mid_upload", "two_runs_at_once"]
+def _sent(proc: OffsiteProcess, name: str) -> int:
+    return max((e["done"] for e in proc.of("bytes-progressed")
+                if e["remote"] == name and e["target"] == TARGET), default=0)
+
+
+def server_outage(site: FaultSite, proxy: TcpProxy, *, down: float = 2.0,
+                  at: float = 0.3) -> None:
+    """The server goes away in the middle of an upload (every connection
+    reset, new ones refused, as a crash or a cut cable gives) and is back
+    ``down`` seconds later: ``offsite run`` retries with backoff and
+    completes, exit 0, the file byte-identical and no half file ever under a
+    final name. The site's target URL must go through ``proxy``."""
+    image = site.image()
+    size = image.stat().st_size
+    before = site.snapshot()
+    run = OffsiteProcess(site, "run")
+    try:
+        run.wait_for(lambda: _sent(run, image.name) >= size * at, f"{at:.0%} sent")
+        proxy.cut()
+        time.sleep(down)
+        proxy.restore()
+        code = run.wait()
+    finally:
+        run.kill()
+    assert code == 0, (code, "".join(run.stderr))
+    retries = run.of("retry-scheduled")
+    assert retries, "the outage was not noticed: no retry"
+    assert all(e["error"] for e in retries)
+    assert site.snapshot() == before, "the destination changed"
+    site.assert_sound()
+    assert site.restore(image.name) == site.vol.states[-1]
+
+
+def server_stays_down(site: FaultSite, proxy: TcpProxy, *, at: float = 0.3) -> None:
+    """The server goes away in the middle of an upload and stays away: that
+    target fails after its retries with an error naming the step, while the
+    job's other target (a local folder, added here) gets everything; exit 1.
+    When the server is back, the next run completes the upload."""
+    other = site.root / "other-target"
+    with open(site.config, "a", encoding="utf-8") as f:
+        f.write(f'\n[[job.target]]\nname = "local"\nurl = "{other.as_uri()}"\n')
+    image = site.image()
+    size = image.stat().st_size
+    before = site.snapshot()
+    run = OffsiteProcess(site, "run")
+    try:
+        run.wait_for(lambda: _sent(run, image.name) >= size * at, f"{at:.0%} sent")
+        proxy.cut()
+        code = run.wait()
+    finally:
+        run.kill()
+    assert code == 1, (code, "".join(run.stderr))
+    failed = {e["target"]: e for e in run.of("target-failed")}
+    assert set(failed) == {TARGET}, failed
+    error, step = failed[TARGET]["error"], failed[TARGET]["step"]
+    assert step and f"{step} failed" in error, failed[TARGET]
+    assert len(run.of("retry-scheduled")) >= 1, f"no retry before giving up: {failed}"
+    assert (other / image.name).read_bytes() == image.read_bytes(), "the other target finished"
+    assert site.snapshot() == before, "the destination changed"
+    status = site.status()
+    assert status["state"] == "failed" and status["last_error"], status
+    proxy.restore()
+    again = site.offsite("run", "--json")
+    assert again.returncode == 0, again.stderr
+    site.assert_sound()
+    assert site.restore(image.name) == site.vol.states[-1]
+
+
+__all__ = ["FaultSite", "OffsiteProcess", "Replicator", "TargetSpec", "kill_nine_anywhere",
+           "replicator_killed_mid_upload", "server_outage", "server_stays_down",
+           "two_runs_at_once"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from offsite.testing import faults
 from offsite.testing.faults import FaultSite, TargetSpec
+from offsite.testing.proxy import TcpProxy
 
 
 def spec(smbd: Any, folder: str) -> TargetSpec:
@@ -27,3 +28,22 @@ def test_the_replicator_killed_mid_upload_resumes(tmp_path: Path, smbd: Any,
                                                   smb_folder: str) -> None:
     faults.replicator_killed_mid_upload(
         FaultSite(tmp_path, spec(smbd, smb_folder), size=24 << 20, bwlimit="2M"))
+
+
+def _via(smbd: Any, folder: str, proxy: TcpProxy) -> TargetSpec:
+    return TargetSpec(smbd.url(folder).replace(f":{smbd.port}/", f":{proxy.port}/"), {},
+                      {"password": smbd.password})
+
+
+def test_the_server_goes_away_mid_transfer_and_comes_back(
+        tmp_path: Path, smbd: Any, smb_folder: str) -> None:
+    with TcpProxy(smbd.host, smbd.port) as proxy:
+        site = FaultSite(tmp_path, _via(smbd, smb_folder, proxy), size=12 << 20, bwlimit="4M")
+        faults.server_outage(site, proxy)
+
+
+def test_the_server_stays_away_and_the_other_target_finishes(
+        tmp_path: Path, smbd: Any, smb_folder: str) -> None:
+    with TcpProxy(smbd.host, smbd.port) as proxy:
+        site = FaultSite(tmp_path, _via(smbd, smb_folder, proxy), size=12 << 20, bwlimit="4M")
+        faults.server_stays_down(site, proxy)

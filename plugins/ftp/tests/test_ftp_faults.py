@@ -13,6 +13,7 @@ import pytest
 
 from offsite.testing import faults
 from offsite.testing.faults import FaultSite, TargetSpec
+from offsite.testing.proxy import TcpProxy
 from offsite_ftp.testserver import FtpdInfo
 
 
@@ -39,3 +40,22 @@ def test_kill_nine_anywhere(tmp_path: Path, spec: TargetSpec) -> None:
 def test_the_replicator_killed_mid_upload_resumes(tmp_path: Path, spec: TargetSpec) -> None:
     # 24 MiB at 2 MiB/s: segments of about 5 s (REST + STOR), each confirmed by SIZE.
     faults.replicator_killed_mid_upload(FaultSite(tmp_path, spec, size=24 << 20, bwlimit="2M"))
+
+
+def _via(server: FtpdInfo, proxy: TcpProxy) -> TargetSpec:
+    name = f"t-{uuid.uuid4().hex}"
+    url = server.url(name).replace(f":{server.port}/", f":{proxy.port}/")
+    return TargetSpec(url, server.options(), {"password": server.password})
+
+
+def test_the_server_goes_away_mid_transfer_and_comes_back(tmp_path: Path, server: FtpdInfo) -> None:
+    with TcpProxy(server.host, server.port) as proxy:
+        site = FaultSite(tmp_path, _via(server, proxy), size=12 << 20, bwlimit="4M")
+        faults.server_outage(site, proxy)
+
+
+def test_the_server_stays_away_and_the_other_target_finishes(
+        tmp_path: Path, server: FtpdInfo) -> None:
+    with TcpProxy(server.host, server.port) as proxy:
+        site = FaultSite(tmp_path, _via(server, proxy), size=12 << 20, bwlimit="4M")
+        faults.server_stays_down(site, proxy)

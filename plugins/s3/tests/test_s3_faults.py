@@ -4,6 +4,7 @@ resumed by their parts), two runs at once, and prefixes that overlap (see
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from offsite.config import Config
 from offsite.errors import ConfigError
 from offsite.testing import faults
 from offsite.testing.faults import FaultSite, TargetSpec
+from offsite.testing.proxy import TcpProxy
 
 
 def spec(moto_s3: Any, bucket: str, folder: str = "offsite") -> TargetSpec:
@@ -60,3 +62,29 @@ def test_mirror_prefixes_that_overlap_are_refused(tmp_path: Path, moto_s3: Any, 
         assert caught.value.key == "job[1].target[0].url"
     else:
         Config.load(config)
+
+
+def _via(moto_s3: Any, bucket: str, proxy: TcpProxy) -> TargetSpec:
+    spec_ = spec(moto_s3, bucket)
+    url = urllib.parse.urlsplit(moto_s3.endpoint_url)
+    options = {**spec_.options, "endpoint_url": f"{url.scheme}://127.0.0.1:{proxy.port}"}
+    return TargetSpec(spec_.url, options, spec_.credentials)
+
+
+def _upstream(moto_s3: Any) -> tuple[str, int]:
+    url = urllib.parse.urlsplit(moto_s3.endpoint_url)
+    return url.hostname or "127.0.0.1", url.port or 80
+
+
+def test_the_server_goes_away_mid_transfer_and_comes_back(
+        tmp_path: Path, moto_s3: Any, s3_bucket: str) -> None:
+    with TcpProxy(*_upstream(moto_s3)) as proxy:
+        site = FaultSite(tmp_path, _via(moto_s3, s3_bucket, proxy), size=12 << 20, bwlimit="4M")
+        faults.server_outage(site, proxy)
+
+
+def test_the_server_stays_away_and_the_other_target_finishes(
+        tmp_path: Path, moto_s3: Any, s3_bucket: str) -> None:
+    with TcpProxy(*_upstream(moto_s3)) as proxy:
+        site = FaultSite(tmp_path, _via(moto_s3, s3_bucket, proxy), size=12 << 20, bwlimit="4M")
+        faults.server_stays_down(site, proxy)

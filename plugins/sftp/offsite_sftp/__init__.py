@@ -30,6 +30,7 @@ import posixpath
 import socket
 import stat
 import struct
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -486,10 +487,7 @@ class SftpTransport:
             self._check_host_key(transport.get_remote_server_key(), host, port, known)
         with steps.step("auth", endpoint.username):
             self._authenticate(transport, endpoint)
-        sftp = paramiko.SFTPClient.from_transport(transport)
-        if sftp is None:
-            raise Transient("the server did not open an SFTP channel")
-        sftp.get_channel().settimeout(max(timeout, 60.0))
+        sftp = _open_sftp(transport, timeout)
         with steps.step("folder", endpoint.path):
             root = self._root(sftp, endpoint.path)
         started = time.monotonic()
@@ -571,6 +569,10 @@ class SftpTransport:
             return HostKeyRejected(host=exc.hostname, reason="CHANGED",
                                    fingerprint=_fingerprint(exc.key))
         if isinstance(exc, paramiko.AuthenticationException):
+            if "transport shut down or saw EOF" in str(exc):
+                # The connection went during the login: no verdict on the
+                # credentials, and worth a retry (the server may be restarting).
+                return Transient("the connection closed during authentication")
             return AuthError(str(exc) or "authentication failed")
         if isinstance(exc, FileNotFoundError) or getattr(exc, "errno", None) == errno.ENOENT:
             return NotFound()
@@ -716,6 +718,32 @@ class SftpTransport:
         finally:
             conn.transport.close()
         return True
+
+
+def _open_sftp(transport: paramiko.Transport, timeout: float) -> paramiko.SFTPClient:
+    """The SFTP channel, or an error within ``timeout``: paramiko's
+    ``SFTPClient.from_transport`` waits an hour for the channel and forever
+    for the subsystem, and a server that stops answering between the login
+    and the channel (seen behind a link that went down) would hang the run."""
+    chan = transport.open_session(timeout=timeout)
+    if chan is None:
+        raise Transient("the server did not open an SFTP channel")
+    chan.settimeout(max(timeout, 60.0))
+    # invoke_subsystem has no timeout of its own: closing the transport ends its wait.
+    watchdog = threading.Timer(timeout, transport.close)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        chan.invoke_subsystem("sftp")
+        sftp = paramiko.SFTPClient(chan)
+    except (EOFError, paramiko.SSHException) as exc:
+        if watchdog.finished.is_set() or not transport.is_active():
+            raise Transient(f"the server did not open an SFTP channel within {timeout:g} s",
+                            fix="check the server's load and logs") from exc
+        raise
+    finally:
+        watchdog.cancel()
+    return sftp
 
 
 def _makedirs(sftp: paramiko.SFTPClient, folder: str) -> None:

@@ -12,6 +12,7 @@ from offsite.config import Config
 from offsite.errors import ConfigError
 from offsite.testing import faults
 from offsite.testing.faults import FaultSite, TargetSpec
+from offsite.testing.proxy import TcpProxy
 
 
 def spec(sshd: Any, folder: str) -> TargetSpec:
@@ -58,3 +59,38 @@ def test_the_replicator_killed_mid_upload_resumes(tmp_path: Path, sshd: Any,
                                                   sftp_folder: str) -> None:
     faults.replicator_killed_mid_upload(
         FaultSite(tmp_path, spec(sshd, sftp_folder), size=24 << 20, bwlimit="2M"))
+
+
+def _via(sshd: Any, folder: str, proxy: TcpProxy, tmp_path: Path) -> TargetSpec:
+    known = tmp_path / "known_hosts"
+    known.write_text(sshd.known_hosts.read_text().replace(f"]:{sshd.port} ", f"]:{proxy.port} "))
+    return TargetSpec(sshd.url(folder).replace(f":{sshd.port}/", f":{proxy.port}/"),
+                      {"known_hosts": str(known)}, {"password": sshd.password})
+
+
+def test_the_server_goes_away_mid_transfer_and_comes_back(tmp_path: Path, sshd: Any,
+                                                          sftp_folder: str) -> None:
+    with TcpProxy(sshd.host, sshd.port) as proxy:
+        site = FaultSite(tmp_path, _via(sshd, sftp_folder, proxy, tmp_path),
+                         size=12 << 20, bwlimit="4M")
+        faults.server_outage(site, proxy)
+
+
+def test_the_server_stays_away_and_the_other_target_finishes(tmp_path: Path, sshd: Any,
+                                                             sftp_folder: str) -> None:
+    with TcpProxy(sshd.host, sshd.port) as proxy:
+        site = FaultSite(tmp_path, _via(sshd, sftp_folder, proxy, tmp_path),
+                         size=12 << 20, bwlimit="4M")
+        faults.server_stays_down(site, proxy)
+
+
+def test_a_login_cut_short_is_retried_and_a_refused_one_is_not() -> None:
+    import paramiko
+
+    from offsite.errors import AuthError, Transient
+    from offsite_sftp import plugin
+
+    cut = paramiko.AuthenticationException("Authentication failed: transport shut down or saw EOF")
+    assert isinstance(plugin.translate_error(cut), Transient)
+    refused = paramiko.AuthenticationException("Authentication failed.")
+    assert isinstance(plugin.translate_error(refused), AuthError)

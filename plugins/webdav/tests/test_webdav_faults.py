@@ -9,6 +9,7 @@ from pathlib import Path
 
 from offsite.testing import faults
 from offsite.testing.faults import FaultSite, TargetSpec
+from offsite.testing.proxy import TcpProxy
 from offsite_webdav.testserver import DavInfo
 
 
@@ -32,3 +33,23 @@ def test_the_replicator_killed_mid_upload_starts_the_file_again(
     # WebDAV has no partial PUT: the upload starts again at byte 0, and says so.
     site = FaultSite(tmp_path, spec(dav_http, dav_folder), size=24 << 20, bwlimit="2M")
     faults.replicator_killed_mid_upload(site, resumes=False)
+
+
+def _via(dav: DavInfo, folder: str, proxy: TcpProxy) -> TargetSpec:
+    spec_ = spec(dav, folder)
+    return TargetSpec(spec_.url.replace(f":{dav.port}/", f":{proxy.port}/"), spec_.options,
+                      spec_.credentials)
+
+
+def test_the_server_goes_away_mid_transfer_and_comes_back(
+        tmp_path: Path, dav_http: DavInfo, dav_folder: str) -> None:
+    with TcpProxy(dav_http.host, dav_http.port) as proxy:
+        site = FaultSite(tmp_path, _via(dav_http, dav_folder, proxy), size=12 << 20, bwlimit="4M")
+        faults.server_outage(site, proxy)
+
+
+def test_the_server_stays_away_and_the_other_target_finishes(
+        tmp_path: Path, dav_http: DavInfo, dav_folder: str) -> None:
+    with TcpProxy(dav_http.host, dav_http.port) as proxy:
+        site = FaultSite(tmp_path, _via(dav_http, dav_folder, proxy), size=12 << 20, bwlimit="4M")
+        faults.server_stays_down(site, proxy)
