@@ -257,3 +257,45 @@ def test_the_systemd_unit_is_valid(tmp_path: Path) -> None:
     complaints = [line for line in done.stderr.splitlines()
                   if line.strip() and "/usr/local/bin/offsite" not in line]
     assert complaints == [], done.stderr
+
+
+def test_status_in_another_process_shows_the_replicators_upload(
+        tmp_path: Path, site: FaultSite, service: Callable[..., Service]) -> None:
+    (tmp_path / "slow").mkdir()
+    slow = FaultSite(tmp_path / "slow", TargetSpec((tmp_path / "slow-target").as_uri()),
+                     size=8 << 20, bwlimit="1M")
+    full = slow.image()
+    svc = service(on=slow)
+    svc.wait_for(lambda: any(e["done"] > 0 for e in svc.of("bytes-progressed")), "uploading")
+    svc.wait_for(lambda: slow.status().get("bytes_done", 0) > 0, "live status")
+    live = slow.status()
+    assert live["state"] == "running" and live["pid"] == svc.proc.pid, live
+    assert live["current"] == full.name and live["bytes_total"] == full.stat().st_size
+    assert live["rate"] > 0 and live["eta"] is not None and live["eta"] > 0, live
+    assert live["queued"] == 0 and live["retries"] == 0
+    table = slow.offsite("status")
+    assert f"running (pid {svc.proc.pid})" in table.stdout, table.stdout
+    assert svc.stop() == 0
+
+
+def test_a_damaged_image_is_reported_and_never_sent(
+        site: FaultSite, service: Callable[..., Service]) -> None:
+    from offsite.testing.images import flip_byte
+
+    full = site.image()
+    svc = service()
+    svc.wait_for(lambda: full.name in svc.placed(), "the full image")
+    # Made beside the destination, damaged in its payload, then published.
+    scratch = site.root / "scratch"
+    scratch.mkdir()
+    inc = site.image()
+    os.replace(inc, scratch / inc.name)
+    flip_byte(scratch / inc.name, (scratch / inc.name).stat().st_size // 2)
+    os.replace(scratch / inc.name, inc)
+    svc.wait_for(lambda: any(e["file"] == inc.name or inc.name in e["message"]
+                             for e in svc.of("data-problem")), "the damage reported")
+    time.sleep(1)
+    assert inc.name not in svc.placed()
+    assert not (_target(site) / inc.name).exists()
+    assert svc.proc.poll() is None, "the service goes on"
+    assert svc.stop() == 0
