@@ -6,10 +6,7 @@ The same scenarios run against SFTP and S3 in their plugins' tests
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
-
-import pytest
 
 from offsite.testing import faults
 from offsite.testing.faults import FaultSite, TargetSpec
@@ -50,60 +47,15 @@ def test_the_replicator_killed_mid_upload_resumes(tmp_path: Path) -> None:
     faults.replicator_killed_mid_upload(site)
 
 
-def _journal_places(site: FaultSite) -> set[str]:
-    from offsite.journal import Journal
-
-    with Journal(site.conf / "journal.sqlite") as journal:
-        return {p.remote_path for p in journal.placed(faults.JOB, faults.TARGET)}
-
-
 def test_a_full_target_fails_clearly_and_the_next_pass_after_the_fix_completes(
         tmp_path: Path) -> None:
     target = tmp_path / "t"
-    target.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target)],
-                             capture_output=True, check=False)
-    if mounted.returncode:
-        pytest.skip("cannot mount a small tmpfs here (that needs root)")
-    try:
-        site = FaultSite(tmp_path, TargetSpec(target.as_uri()), size=4 << 20, bwlimit="0")
-        image = site.image()
-        before = site.snapshot()
-        run = site.offsite("run")
-        assert run.returncode == 1, run.stderr
-        assert "storage full" in run.stderr.lower() or "no space" in run.stderr.lower(), run.stderr
-        assert "Fix:" in run.stderr
-        assert site.snapshot() == before, "the destination changed"
-        assert _journal_places(site) == set(), "the journal records a file that is not there"
-        assert not (target / image.name).exists(), "a half file under its final name"
-        # The fix: a bigger disk (remounted bigger, as an operator would grow it).
-        subprocess.run(["mount", "-o", "remount,size=64m", str(target)], check=True)
-        again = site.offsite("run")
-        assert again.returncode == 0, again.stderr
-        assert _journal_places(site) == {image.name}
-        assert site.restore(image.name) == site.vol.states[-1]
-    finally:
-        subprocess.run(["umount", "-l", str(target)], check=False)
+    site = FaultSite(tmp_path, TargetSpec(target.as_uri()), size=4 << 20, bwlimit="0")
+    faults.target_full_then_fixed(site, target)
 
 
 def test_a_refused_target_fails_clearly_and_the_next_pass_after_the_fix_completes(
         tmp_path: Path) -> None:
     target = tmp_path / "t"
-    target.mkdir()
-    if subprocess.run(["chattr", "+i", str(target)], capture_output=True).returncode:
-        pytest.skip("cannot make a folder immutable here (chattr +i)")
-    try:
-        site = FaultSite(tmp_path, TargetSpec(target.as_uri()), size=1 << 20, bwlimit="0")
-        image = site.image()
-        before = site.snapshot()
-        run = site.offsite("run")
-        assert run.returncode == 1, run.stderr
-        assert "permission denied" in run.stderr.lower(), run.stderr
-        assert site.snapshot() == before
-        assert _journal_places(site) == set()
-    finally:
-        subprocess.run(["chattr", "-i", str(target)], check=True)
-    again = site.offsite("run")
-    assert again.returncode == 0, again.stderr
-    assert _journal_places(site) == {image.name}
-    assert site.restore(image.name) == site.vol.states[-1]
+    site = FaultSite(tmp_path, TargetSpec(target.as_uri()), size=1 << 20, bwlimit="0")
+    faults.target_refuses_then_fixed(site, target)

@@ -446,6 +446,107 @@ def server_stays_down(site: FaultSite, proxy: TcpProxy, *, at: float = 0.3) -> N
     assert site.restore(image.name) == site.vol.states[-1]
 
 
+def _placed(site: FaultSite) -> set[str]:
+    from offsite.journal import Journal
+
+    with Journal(site.conf / "journal.sqlite") as journal:
+        return {p.remote_path for p in journal.placed(JOB, TARGET)}
+
+
+def _server_folder(folder: Path) -> Path:
+    """``folder`` made if missing, owned as its parent is (the server's user
+    must write there, not root who runs the test)."""
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        parent = folder.parent.stat()
+        os.chown(folder, parent.st_uid, parent.st_gid)
+    return folder
+
+
+def _fails_then_fixed(site: FaultSite, break_it: Callable[[], None],
+                      fix: Callable[[], None], words: tuple[str, ...]) -> None:
+    image = site.image()
+    before = site.snapshot()
+    break_it()
+    try:
+        run = site.offsite("run")
+        assert run.returncode == 1, (run.returncode, run.stderr)
+        said = run.stderr.lower()
+        assert any(w in said for w in words), run.stderr
+        assert "Fix:" in run.stderr, run.stderr
+        assert site.snapshot() == before, "the destination changed"
+        assert image.name not in _placed(site), "the journal records a file that is not there"
+    finally:
+        fix()
+    assert image.name not in {f.path for f in site.visible()}, "a half file under its name"
+    again = site.offsite("run")
+    assert again.returncode == 0, again.stderr
+    assert _placed(site) == {image.name}
+    site.assert_sound()
+    assert site.restore(image.name) == site.vol.states[-1]
+
+
+def target_full_then_fixed(site: FaultSite, folder: Path,
+                           says: tuple[str, ...] = ("full", "no space", "quota")) -> None:
+    """The target's disk is full (a 1 MiB tmpfs mounted on ``folder``, the
+    target folder as the server stores it on this machine; needs root):
+    ``offsite run`` fails that target (exit 1) saying the storage is full
+    and how to fix it, the destination and the journal stay as they were,
+    and after the fix (the disk grown) the next run completes.
+
+    :param says: words one of which the error must contain (lower case),
+        for a server that reports a full disk some other way.
+
+    :raises pytest.skip.Exception: no tmpfs can be mounted here.
+    """
+    import pytest
+
+    st = _server_folder(folder).stat()
+
+    def fill() -> None:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o",
+                               f"size=1m,mode=0755,uid={st.st_uid},gid={st.st_gid}",
+                               "tmpfs", str(folder)], capture_output=True, check=False)
+        if done.returncode:
+            pytest.skip("cannot mount a small tmpfs here (that needs root)")
+
+    def grow() -> None:
+        subprocess.run(["mount", "-o", "remount,size=256m", str(folder)], check=False)
+
+    try:
+        _fails_then_fixed(site, fill, grow, says)
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
+
+
+def target_refuses_then_fixed(
+        site: FaultSite, folder: Path,
+        says: tuple[str, ...] = ("permission", "denied", "not allowed", "refused")) -> None:
+    """The target folder refuses writes (``chattr +i`` on ``folder``, the
+    target folder as the server stores it on this machine; even root and a
+    server running as root are refused): ``offsite run`` fails that target
+    (exit 1) saying permission is denied and how to fix it, the destination
+    and the journal stay as they were, and after the fix the next run
+    completes.
+
+    :param says: words one of which the error must contain (lower case).
+
+    :raises pytest.skip.Exception: the file system has no immutable flag.
+    """
+    import pytest
+
+    _server_folder(folder)
+
+    def lock() -> None:
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+            pytest.skip("cannot make a folder immutable here (chattr +i)")
+
+    def unlock() -> None:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True, check=False)
+
+    _fails_then_fixed(site, lock, unlock, says)
+
+
 __all__ = ["FaultSite", "OffsiteProcess", "Replicator", "TargetSpec", "kill_nine_anywhere",
            "replicator_killed_mid_upload", "server_outage", "server_stays_down",
-           "two_runs_at_once"]
+           "target_full_then_fixed", "target_refuses_then_fixed", "two_runs_at_once"]

@@ -47,3 +47,15 @@ def test_the_server_stays_away_and_the_other_target_finishes(
     with TcpProxy(smbd.host, smbd.port) as proxy:
         site = FaultSite(tmp_path, _via(smbd, smb_folder, proxy), size=12 << 20, bwlimit="4M")
         faults.server_stays_down(site, proxy)
+
+
+def test_a_full_disk_at_the_server_fails_clearly_then_the_fix_completes(
+        tmp_path: Path, smbd: Any, smb_folder: str) -> None:
+    site = FaultSite(tmp_path, spec(smbd, smb_folder), size=4 << 20, bwlimit="0")
+    faults.target_full_then_fixed(site, smbd.root / smb_folder)
+
+
+def test_a_refused_folder_at_the_server_fails_clearly_then_the_fix_completes(
+        tmp_path: Path, smbd: Any, smb_folder: str) -> None:
+    site = FaultSite(tmp_path, spec(smbd, smb_folder), size=1 << 20, bwlimit="0")
+    faults.target_refuses_then_fixed(site, smbd.root / smb_folder)

@@ -14,6 +14,7 @@ import pytest
 from offsite.testing import faults
 from offsite.testing.faults import FaultSite, TargetSpec
 from offsite.testing.proxy import TcpProxy
+from offsite.transport import Endpoint
 from offsite_ftp.testserver import FtpdInfo
 
 
@@ -59,3 +60,19 @@ def test_the_server_stays_away_and_the_other_target_finishes(
     with TcpProxy(server.host, server.port) as proxy:
         site = FaultSite(tmp_path, _via(server, proxy), size=12 << 20, bwlimit="4M")
         faults.server_stays_down(site, proxy)
+
+
+def test_a_full_disk_at_the_server_fails_clearly_then_the_fix_completes(
+        tmp_path: Path, server: FtpdInfo, spec: TargetSpec) -> None:
+    site = FaultSite(tmp_path, spec, size=4 << 20, bwlimit="0")
+    faults.target_full_then_fixed(site, _on_disk(server, spec))
+
+
+def test_a_refused_folder_at_the_server_fails_clearly_then_the_fix_completes(
+        tmp_path: Path, server: FtpdInfo, spec: TargetSpec) -> None:
+    site = FaultSite(tmp_path, spec, size=1 << 20, bwlimit="0")
+    faults.target_refuses_then_fixed(site, _on_disk(server, spec))
+
+
+def _on_disk(server: FtpdInfo, spec: TargetSpec) -> Path:
+    return server.on_disk(Endpoint.from_url(spec.url).path)

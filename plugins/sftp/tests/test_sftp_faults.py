@@ -94,3 +94,15 @@ def test_a_login_cut_short_is_retried_and_a_refused_one_is_not() -> None:
     assert isinstance(plugin.translate_error(cut), Transient)
     refused = paramiko.AuthenticationException("Authentication failed.")
     assert isinstance(plugin.translate_error(refused), AuthError)
+
+
+def test_a_full_disk_at_the_server_fails_clearly_then_the_fix_completes(
+        tmp_path: Path, sshd: Any, sftp_folder: str) -> None:
+    site = FaultSite(tmp_path, spec(sshd, sftp_folder), size=4 << 20, bwlimit="0")
+    faults.target_full_then_fixed(site, sshd.root / sftp_folder)
+
+
+def test_a_refused_folder_at_the_server_fails_clearly_then_the_fix_completes(
+        tmp_path: Path, sshd: Any, sftp_folder: str) -> None:
+    site = FaultSite(tmp_path, spec(sshd, sftp_folder), size=1 << 20, bwlimit="0")
+    faults.target_refuses_then_fixed(site, sshd.root / sftp_folder)

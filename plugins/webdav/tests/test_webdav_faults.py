@@ -53,3 +53,17 @@ def test_the_server_stays_away_and_the_other_target_finishes(
     with TcpProxy(dav_http.host, dav_http.port) as proxy:
         site = FaultSite(tmp_path, _via(dav_http, dav_folder, proxy), size=12 << 20, bwlimit="4M")
         faults.server_stays_down(site, proxy)
+
+
+def test_a_full_disk_at_the_server_fails_clearly_then_the_fix_completes(
+        tmp_path: Path, dav_http: DavInfo, dav_folder: str) -> None:
+    site = FaultSite(tmp_path, spec(dav_http, dav_folder), size=4 << 20, bwlimit="0")
+    # wsgidav answers a full disk with a bare 500 (no 507): all offsite can say.
+    faults.target_full_then_fixed(site, dav_http.root / dav_folder, says=("http 500",))
+
+
+def test_a_refused_folder_at_the_server_fails_clearly_then_the_fix_completes(
+        tmp_path: Path, dav_http: DavInfo, dav_folder: str) -> None:
+    site = FaultSite(tmp_path, spec(dav_http, dav_folder), size=1 << 20, bwlimit="0")
+    # wsgidav answers a write its file system refuses with a bare 500 (no 403).
+    faults.target_refuses_then_fixed(site, dav_http.root / dav_folder, says=("http 500",))
