@@ -30,16 +30,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import attrs
 
+from offsite.testing.processes import free_port, log_tail, run_checked, stop, wait_until_answering
 from offsite.testing.unixuser import unix_user
 
 HOST = "127.0.0.1"
@@ -133,7 +132,7 @@ class SmbdInfo:
         if rclone is None:
             return None
         # rclone wants its own reversible "obscured" form, not the plain password.
-        obscured = _run([rclone, "obscure", self.password]).stdout.strip()
+        obscured = run_checked([rclone, "obscure", self.password]).stdout.strip()
         return {
             "RCLONE_CONFIG": "/dev/null",
             "RCLONE_SMB_HOST": self.host,
@@ -141,52 +140,6 @@ class SmbdInfo:
             "RCLONE_SMB_USER": self.user,
             "RCLONE_SMB_PASS": obscured,
         }
-
-
-def _run(cmd: Sequence[str], *, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run(  # noqa: S603 - fixed tools, arguments made here
-        list(cmd), input=input, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed rc={res.returncode}: {res.stdout}{res.stderr}")
-    return res
-
-
-def _free_port() -> int:
-    # Free a moment ago; another process may take it before smbd binds, which
-    # is why the start-up loop retries on an early exit.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_for_port(proc: subprocess.Popen[bytes], port: int) -> bool:
-    """Poll until smbd accepts TCP connections; False if it exited first."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.01)
-    raise TimeoutError(f"smbd pid {proc.pid} not ready on {HOST}:{port} after {READY_TIMEOUT_S}s")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    # SIGTERM: the parent exits and takes its own process group (notifyd,
-    # cleanupd, one child per client) with it. The group is smbd's alone
-    # (start_new_session): smbd's kill(0, SIGTERM) would otherwise hit us too.
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-    with suppress(ProcessLookupError):  # children still there (the parent was SIGKILLed)
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _stop_dcerpcd(d: Path, config: Path) -> None:
@@ -200,13 +153,6 @@ def _stop_dcerpcd(d: Path, config: Path) -> None:
     if str(config).encode() in cmdline:  # not some other process that got the pid
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-
-
-def _log_tail(path: Path, n: int = 3000) -> str:
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
 
 
 @contextmanager
@@ -247,13 +193,13 @@ def run_smbd(base: str | os.PathLike[str] | None = None, *,
             (root / "a-file").write_bytes(b"not a folder\n")
             os.chown(root / "a-file", account.uid, account.gid)
             for attempt in range(START_ATTEMPTS):
-                port = _free_port()
+                port = free_port(HOST)
                 config.write_text(SMB_CONF_TEMPLATE.format(
                     dir=d, port=port, signing=signing, share=SHARE, readonly=READONLY_SHARE,
                     sealed=SEALED_SHARE,
                     share_dir=root, user=account.name))
                 if attempt == 0:  # into OUR passdb: -c names the config that says where
-                    _run([smbpasswd, "-c", str(config), "-a", "-s", account.name],
+                    run_checked([smbpasswd, "-c", str(config), "-a", "-s", account.name],
                          input=f"{account.password}\n{account.password}\n")
                 with open(log, "ab") as logf:  # a file: nobody would read a pipe
                     proc = subprocess.Popen(  # noqa: S603 - smbd on our own config
@@ -263,18 +209,18 @@ def run_smbd(base: str | os.PathLike[str] | None = None, *,
                         # REQUIRED: smbd's parent ends with kill(0, SIGTERM); in
                         # our process group that would kill the test run.
                         start_new_session=True)
-                if _wait_for_port(proc, port):
+                if wait_until_answering(proc, port, timeout=READY_TIMEOUT_S, name="smbd"):
                     break
-                _stop(proc)  # exited early, most likely the port race: try a new port
+                stop(proc, group=True)  # exited early, most likely the port race: try a new port
                 proc = None
             if proc is None:
                 raise RuntimeError(f"smbd did not start in {START_ATTEMPTS} attempts:\n"
-                                   f"{_log_tail(log)}")
+                                   f"{log_tail(log)}")
             yield SmbdInfo(host=HOST, port=port, user=account.name, password=account.password,
                            share=SHARE, root=root, config=config, log=log, pid=proc.pid)
         finally:
             if proc is not None:
-                _stop(proc)
+                stop(proc, group=True)
             _stop_dcerpcd(d, config)
             shutil.rmtree(d, ignore_errors=True)
 

@@ -36,13 +36,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
 
+from offsite.testing.processes import free_port, log_tail, run_checked, stop, wait_until_answering
 from offsite.testing.unixuser import unix_user
 
 HOST = "127.0.0.1"
@@ -129,7 +129,7 @@ class SshdInfo:
         if rclone is None:
             return None
         # rclone wants its own reversible "obscured" form, not the plain password.
-        obscured = _run([rclone, "obscure", self.password]).stdout.strip()
+        obscured = run_checked([rclone, "obscure", self.password]).stdout.strip()
         return {
             "RCLONE_CONFIG": "/dev/null",
             "RCLONE_SFTP_HOST": self.host,
@@ -145,62 +145,10 @@ class SshdInfo:
 # --------------------------------------------------------------------------- helpers
 
 
-def _run(cmd: Sequence[str], *, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run(  # noqa: S603 - fixed tools, arguments made here
-        list(cmd), input=input, capture_output=True, text=True, check=False
-    )
-    if res.returncode != 0:
-        raise RuntimeError(f"{list(cmd)!r} failed rc={res.returncode}: {res.stdout}{res.stderr}")
-    return res
-
-
-def _free_port() -> int:
-    # Free a moment ago; another process may grab it before sshd binds, which
-    # is why the start-up loop retries on an early exit.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_for_banner(proc: subprocess.Popen[bytes], port: int) -> bool:
-    """Poll until sshd answers with its SSH banner; False if it exited first.
-
-    The probe makes sshd log "kex_exchange_identification: Connection closed
-    by remote host", which is harmless.
-    """
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5) as s:
-                s.settimeout(2.0)
-                if s.recv(64).startswith(b"SSH-2.0-"):
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.01)
-    raise TimeoutError(f"sshd pid {proc.pid} not ready on {HOST}:{port} after {READY_TIMEOUT_S}s")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    # SIGTERM makes sshd log "Received signal 15; terminating." and remove its
-    # PidFile; per-connection children end when their clients disconnect.
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-def _log_tail(path: Path, n: int = 3000) -> str:
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
+def _ssh_banner(s: socket.socket) -> bool:
+    # The probe makes sshd log "kex_exchange_identification: Connection
+    # closed by remote host", which is harmless.
+    return s.recv(64).startswith(b"SSH-2.0-")
 
 
 def _keygen(specs: dict[Path, tuple[list[str], str]]) -> None:
@@ -314,7 +262,7 @@ def run_sshd(base: str | os.PathLike[str] | None = None) -> Iterator[SshdInfo]:
             config, log = d / "sshd_config", d / "sshd.log"
             extra: str | None = None
             for _attempt in range(START_ATTEMPTS):
-                port = _free_port()
+                port = free_port(HOST)
                 conf = SSHD_CONFIG_TEMPLATE.format(port=port, dir=d, root=root, user=user)
                 if extra is None:
                     config.write_text(conf + PENALTIES_OFF)
@@ -323,7 +271,7 @@ def run_sshd(base: str | os.PathLike[str] | None = None) -> Iterator[SshdInfo]:
                     )
                     extra = PENALTIES_OFF if probe.returncode == 0 else ""
                 config.write_text(conf + extra)
-                _run([SSHD, "-t", "-f", str(config)])  # fails fast, with sshd's message
+                run_checked([SSHD, "-t", "-f", str(config)])  # fails fast, with sshd's message
                 # A file, not a PIPE: nobody reads a pipe, so sshd would block on a full one.
                 with open(log, "ab") as logf:
                     proc = subprocess.Popen(  # noqa: S603 - sshd on our own config
@@ -332,13 +280,14 @@ def run_sshd(base: str | os.PathLike[str] | None = None) -> Iterator[SshdInfo]:
                         stdout=logf,
                         stderr=subprocess.STDOUT,
                     )
-                if _wait_for_banner(proc, port):
+                if wait_until_answering(proc, port, timeout=READY_TIMEOUT_S, name="sshd",
+                                        greeting=_ssh_banner):
                     break
-                _stop(proc)  # exited early, most likely the port race: try a new port
+                stop(proc)  # exited early, most likely the port race: try a new port
                 proc = None
             if proc is None:
                 raise RuntimeError(
-                    f"sshd did not start in {START_ATTEMPTS} attempts:\n{_log_tail(log)}"
+                    f"sshd did not start in {START_ATTEMPTS} attempts:\n{log_tail(log)}"
                 )
 
             host_key = _public_key(d / "ssh_host_ed25519_key")
@@ -361,7 +310,7 @@ def run_sshd(base: str | os.PathLike[str] | None = None) -> Iterator[SshdInfo]:
             )
         finally:
             if proc is not None:
-                _stop(proc)
+                stop(proc)
             shutil.rmtree(d, ignore_errors=True)
 
 
