@@ -105,3 +105,26 @@ def test_pump_can_stop_at_an_offset_and_go_on_from_there() -> None:
         assert pump(reader, parts.append, transfer) == len(data)
     assert b"".join(parts) == data[100:]
     assert seen == sorted(seen) and seen[0] == 100 and seen[-1] == len(data)
+
+
+def test_reads_of_any_size_in_any_order_give_the_bytes_in_order() -> None:
+    # Whole read-ahead chunks are handed out as they are; any other size
+    # (or a read after one that cut a chunk) goes through a copy: both
+    # must give the same stream, every read full unless the source ends.
+    data = random_bytes(5 * CHUNK_SIZE + 3, seed=2)
+    sizes = [CHUNK_SIZE, 10, CHUNK_SIZE, CHUNK_SIZE - 10, CHUNK_SIZE, 2 * CHUNK_SIZE]
+    with SourceReader(BytesSource(data), 0) as reader:
+        got = [reader.read(n) for n in sizes]
+        assert [len(g) for g in got] == [min(n, len(data) - sum(sizes[:i]))
+                                         for i, n in enumerate(sizes)]
+        assert b"".join(got) == data
+        assert reader.read(CHUNK_SIZE) == b"" and reader.position == len(data)
+
+
+def test_a_failure_at_a_chunk_boundary_is_raised_by_a_whole_chunk_read() -> None:
+    data = random_bytes(3 * CHUNK_SIZE)
+    with SourceReader(FailingSource(data, 2 * CHUNK_SIZE), 0) as reader:
+        assert reader.read(CHUNK_SIZE) + reader.read(CHUNK_SIZE) == data[: 2 * CHUNK_SIZE]
+        for _ in range(2):
+            with pytest.raises(SourceError, match="simulated read failure"):
+                reader.read(CHUNK_SIZE)

@@ -7,6 +7,10 @@ socket itself, for three reasons:
 
 * **The copy loop is the core's** :func:`offsite.transport.pump`: progress
   and the engine's bandwidth limit, with no copy of the data in between.
+  A local file sent as it is over plain FTP (no TLS, no bandwidth limit,
+  not an image that checks itself) goes by the kernel's ``sendfile``
+  instead (:func:`offsite.transport.send_file`), with progress between
+  slices: that halves the client's CPU time per byte.
 * **An FTPS upload is complete only after a TLS shutdown.** Closing a TLS
   1.3 data socket without ``unwrap()`` makes the close a TCP reset (the
   client never read the session tickets the server sent), and the server
@@ -30,7 +34,7 @@ import ssl
 from collections.abc import Callable
 
 from offsite.errors import SourceError
-from offsite.transport import SourceReader, Transfer, pump
+from offsite.transport import SourceReader, Transfer, pump, send_file
 
 #: What one ``recv`` asks for when reading a download.
 RECV_SIZE = 1 << 20
@@ -71,8 +75,16 @@ def send_segment(ftp: ftplib.FTP, command: str, reader: SourceReader, transfer: 
         sent += len(chunk)
         data.sendall(chunk)
 
+    def reach(offset: int) -> None:
+        nonlocal sent
+        sent = offset
+
     try:
-        pump(reader, send, transfer, stop=end)
+        # A local file over plain FTP goes by sendfile, unless the source
+        # must pass through Python (bandwidth limit, image checks): pump.
+        if isinstance(data, ssl.SSLSocket) or not send_file(transfer, data, start, end,
+                                                            on_slice=reach):
+            pump(reader, send, transfer, stop=end)
         close_upload(data)
     except Exception as exc:
         answer = _abandon(ftp, data, graceful=isinstance(exc, SourceError))

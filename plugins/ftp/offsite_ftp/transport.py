@@ -24,6 +24,7 @@ from offsite import hookimpl, paths
 from offsite.checks import Steps, open_tcp
 from offsite.errors import AuthError, Fatal, NotFound, TargetError, TLSFailed, Transient
 from offsite.transport import (
+    CHUNK_SIZE,
     Endpoint,
     Readable,
     RemoteFile,
@@ -430,6 +431,10 @@ class FtpTransport:
                     return
                 rate = (end - start) / max(time.monotonic() - began, 1e-3)
                 segment = int(min(SEGMENT_MAX, max(conn.segment_min, rate * SEGMENT_SECONDS)))
+                # Whole chunks: the reader then hands its read-ahead chunks
+                # over as they are (a segment cut mid-chunk costs a copy of
+                # every chunk after it).
+                segment = max(CHUNK_SIZE, segment - segment % CHUNK_SIZE)
                 start = end
 
     @hookimpl

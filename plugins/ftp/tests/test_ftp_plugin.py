@@ -37,7 +37,8 @@ from offsite.testing.certs import make_certs
 from offsite.testing.conformance import raw_paths, read_all
 from offsite.testing.images import Volume
 from offsite.testing.sources import MiB, RecordingSource, random_bytes
-from offsite.transport import BytesSource, Endpoint
+from offsite.throttle import BandwidthLimit
+from offsite.transport import BytesSource, Endpoint, FileSource, Source
 from offsite_ftp import errors
 from offsite_ftp.listing import parse_list_line, parse_mlsd_line, parse_mlst_reply
 from offsite_ftp.testserver import FtpdInfo
@@ -215,22 +216,56 @@ def test_active_mode(server: FtpdInfo, folder: str) -> None:
 # -- uploads: segments, resume, dropped data connections -------------------------------
 
 
-def test_a_put_goes_in_confirmed_segments(server: FtpdInfo, folder: str) -> None:
+def source_of(kind: str, data: bytes, tmp_path: Path) -> Source:
+    """The bytes as a source in memory, or as a local file (which plain FTP
+    sends by sendfile: see offsite_ftp.datachannel)."""
+    if kind == "bytes":
+        return BytesSource(data)
+    path = tmp_path / f"source-{uuid.uuid4().hex}"
+    path.write_bytes(data)
+    return FileSource(path)
+
+
+@pytest.mark.parametrize("kind", ["bytes", "file"])
+def test_a_put_goes_in_confirmed_segments(server: FtpdInfo, folder: str, kind: str,
+                                          tmp_path: Path) -> None:
     endpoint = endpoint_of(server, folder)
     data = random_bytes(5 * MiB + 3, seed=4)
     tokens: list[int] = []
+    progress: list[int] = []
     with Transport.for_endpoint(endpoint).connect(endpoint) as session:
         session.conn.segment_min = MiB
-        session.put("seg/x.ofi", BytesSource(data),
-                    on_token=lambda t: tokens.append(int(t["offset"])))
+        session.put("seg/x.ofi", source_of(kind, data, tmp_path),
+                    on_token=lambda t: tokens.append(int(t["offset"])),
+                    on_progress=progress.append)
         assert read_all(session, "seg/x.ofi") == data
     assert tokens[0] == 0 and tokens[1] == MiB, tokens  # the first segment, confirmed
     assert tokens == sorted(tokens) and tokens[-1] == len(data)
+    assert progress == sorted(progress) and progress[-1] == len(data)
+    assert set(tokens) <= set(progress), "each segment's end was reported as progress"
     assert (server.root / folder / "seg" / "x.ofi").read_bytes() == data
 
 
+def test_a_bandwidth_limit_paces_a_local_file(server: FtpdInfo, folder: str,
+                                              tmp_path: Path) -> None:
+    # The limit wraps the source, so even a local file over plain FTP goes
+    # through the limiter's reads (not sendfile): its bucket sees every byte.
+    endpoint = endpoint_of(server, folder)
+    data = random_bytes(3 * MiB + 1, seed=7)
+    limit = BandwidthLimit(1 << 40)
+    taken: list[int] = []
+    take = limit.bucket.take
+    limit.bucket.take = lambda n: (taken.append(n), take(n))[1]  # type: ignore[method-assign]
+    transport = Transport.for_endpoint(endpoint, wrappers=[limit])
+    with transport.connect(endpoint) as session:
+        session.put("paced.ofi", source_of("file", data, tmp_path))
+    assert sum(taken) == len(data)
+    assert (server.root / folder / "paced.ofi").read_bytes() == data
+
+
+@pytest.mark.parametrize("kind", ["bytes", "file"])
 def test_a_dropped_data_connection_resumes_where_the_server_stopped(
-        server: FtpdInfo, folder: str) -> None:
+        server: FtpdInfo, folder: str, kind: str, tmp_path: Path) -> None:
     endpoint = endpoint_of(server, folder)
     data = random_bytes(6 * MiB + 11, seed=5)
     drop_at = 3 * MiB + 500_000
@@ -239,7 +274,8 @@ def test_a_dropped_data_connection_resumes_where_the_server_stopped(
         session.conn.segment_min = MiB
         server.drop_next_upload(drop_at)
         with pytest.raises(Transient) as caught:
-            session.put("d/x.ofi", BytesSource(data), on_token=lambda t: tokens.append(dict(t)))
+            session.put("d/x.ofi", source_of(kind, data, tmp_path),
+                        on_token=lambda t: tokens.append(dict(t)))
     assert caught.value.step == "put" and caught.value.path == "d/x.ofi"
     assert server.password not in str(caught.value)
     partial = paths.partial_path("d/x.ofi")
