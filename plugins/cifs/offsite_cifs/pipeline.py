@@ -83,20 +83,34 @@ class Writer(_Pipe):
         super().__init__(conn, handle, request_size, in_flight)
         self.answered = self._next = offset
         self._wire = WireWriter(conn, handle, request_size)
+        # Pieces written but not sent yet: a request carries up to
+        # request_size bytes, gathered from several writes without copying.
+        self._batch: list[memoryview] = []
+        self._batched = 0
 
     def write(self, data: bytes) -> None:
-        """Send ``data`` at the next offset, waiting for answers as needed.
+        """Send ``data`` at the next offsets, waiting for answers as needed.
 
-        ``data`` is not copied: it must not change until its answer is taken
-        (bytes never do)."""
-        view = memoryview(data)
-        for start in range(0, len(view), self._request):
-            piece = view[start:start + self._request]
-            at = self._next
-            self._submit(lambda charge, want, piece=piece, at=at:
-                         self._wire.send(piece, at, charge, want),
-                         self._wire.written, at, len(piece))
-            self._next += len(piece)
+        ``data`` is not copied: it must not change until :meth:`finish`
+        (bytes never do). What does not fill a request yet waits for the
+        next write, or for :meth:`finish`."""
+        view = memoryview(data).cast("B")
+        while view:
+            piece = view[:self._request - self._batched]
+            view = view[len(piece):]
+            self._batch.append(piece)
+            self._batched += len(piece)
+            if self._batched == self._request:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._batched:
+            return
+        parts, at, length = self._batch, self._next, self._batched
+        self._batch, self._batched = [], 0
+        self._submit(lambda charge, want: self._wire.send(parts, at, charge, want),
+                     self._wire.written, at, length)
+        self._next += length
 
     def _take(self) -> Any:
         count, offset, length = super()._take()
@@ -114,7 +128,9 @@ class Writer(_Pipe):
         return self.answered
 
     def finish(self) -> None:
-        """Wait for every answer; raise the first error the server reported."""
+        """Send what is batched, wait for every answer; raise the first error
+        the server reported."""
+        self._flush()
         while self._pending:
             self._take()
 

@@ -112,26 +112,29 @@ class WireWriter:
 
     # -- protection -------------------------------------------------------------
 
-    def _signature(self, head: bytearray, data: Any, message_id: int) -> bytes:
+    def _signature(self, head: bytearray, data: list[Any], message_id: int) -> bytes:
         if self._sign_with == "gmac":
             # The nonce is the message id and "a request, not a cancel" (MS-SMB2 3.1.4.1).
             nonce = message_id.to_bytes(8, "little") + b"\x00\x00\x00\x00"
             gmac = Cipher(algorithms.AES(self._key), modes.GCM(nonce)).encryptor()
             gmac.authenticate_additional_data(head)
-            gmac.authenticate_additional_data(data)
+            for piece in data:
+                gmac.authenticate_additional_data(piece)
             gmac.finalize()
             return gmac.tag
         if self._sign_with == "cmac":
             mac = cmac.CMAC(algorithms.AES(self._key))
             mac.update(head)
-            mac.update(data)
+            for piece in data:
+                mac.update(piece)
             return mac.finalize()
         digest = hmac.new(self._key, head, hashlib.sha256)
-        digest.update(data)
+        for piece in data:
+            digest.update(piece)
         return digest.digest()[:16]
 
-    def _seal(self, head: bytearray, data: Any) -> list[Any]:
-        size = len(head) + len(data)
+    def _seal(self, head: bytearray, data: list[Any], length: int) -> list[Any]:
+        size = len(head) + length
         transform = bytearray(TRANSFORM.size)
         if self._seal_with == "gcm":
             nonce = os.urandom(12)
@@ -141,14 +144,15 @@ class WireWriter:
             enc.authenticate_additional_data(bytes(transform[20:]))
             out = memoryview(self._out)
             n = enc.update_into(head, out)
-            n += enc.update_into(data, out[n:])
+            for piece in data:
+                n += enc.update_into(piece, out[n:])
             enc.finalize()
             tag, body = enc.tag, out[:n]
         else:  # AES-CCM has no streaming form in cryptography: one copy
             nonce = os.urandom(11)
             TRANSFORM.pack_into(transform, 0, b"\xfdSMB", ZERO_SIGNATURE, nonce + b"\x00" * 5,
                                 size, 0, 1, self._session_id)
-            sealed = AESCCM(self._key).encrypt(nonce, bytes(head) + bytes(data),
+            sealed = AESCCM(self._key).encrypt(nonce, b"".join([head, *data]),
                                                bytes(transform[20:]))
             tag, body = sealed[-16:], memoryview(sealed)[:-16]
         transform[4:20] = tag
@@ -156,8 +160,11 @@ class WireWriter:
 
     # -- sending ------------------------------------------------------------------
 
-    def send(self, data: Any, offset: int, credit_charge: int, credit_request: int) -> Request:
-        """Send ``data`` (bytes or a memoryview) to be written at ``offset``."""
+    def send(self, data: list[Any], offset: int, credit_charge: int,
+             credit_request: int) -> Request:
+        """Send the pieces ``data`` (bytes or memoryviews), one after the
+        other, to be written from ``offset`` on."""
+        length = sum(len(piece) for piece in data)
         connection = self._connection
         with connection.sequence_lock:
             window = connection.sequence_window
@@ -169,13 +176,13 @@ class WireWriter:
         head = pack_head(message_id=message_id, session_id=self._session_id,
                          tree_id=self._tree_id, credit_charge=credit_charge,
                          credit_request=credit_request, flags=self._flags,
-                         file_id=self._file_id, offset=offset, length=len(data))
+                         file_id=self._file_id, offset=offset, length=length)
         if self._seal_with:
-            parts = self._seal(head, data)
+            parts = self._seal(head, data, length)
         else:
             if self._sign_with:
                 head[48:64] = self._signature(head, data, message_id)
-            parts = [NBSS.pack(len(head) + len(data)) + head, data]
+            parts = [NBSS.pack(len(head) + length) + head, *data]
         # What smbprotocol's thread looks the answer up by; registered before
         # the bytes go out, or a quick answer would find no request.
         header = SMB2HeaderRequest()
