@@ -57,6 +57,20 @@ def test_reads_fill_the_buffer_and_stop_at_the_size() -> None:
         assert reader.read() == b"" and reader.position == len(data)
 
 
+def test_reads_of_any_size_hand_out_every_byte_once_in_order() -> None:
+    # Whole read-ahead chunks come out as they are (no copy); reads smaller,
+    # larger or out of step with the chunks still fill what they ask for.
+    data = random_bytes(5 * CHUNK_SIZE + 5)
+    with SourceReader(BytesSource(data), 3) as reader:
+        got = [reader.read(CHUNK_SIZE), reader.read(CHUNK_SIZE + 1), reader.read(CHUNK_SIZE),
+               reader.read(10), reader.read(CHUNK_SIZE)]
+        assert [len(g) for g in got] == [CHUNK_SIZE, CHUNK_SIZE + 1, CHUNK_SIZE, 10, CHUNK_SIZE]
+        assert reader.position == 3 + sum(len(g) for g in got)
+        got.append(reader.read(2 * CHUNK_SIZE))  # more than is left: the rest
+        assert reader.read(CHUNK_SIZE) == b""
+    assert b"".join(got) == data[3:]
+
+
 def test_bytes_before_a_failure_come_first_then_the_error_every_time() -> None:
     data = random_bytes(3 * CHUNK_SIZE)
     with SourceReader(FailingSource(data, CHUNK_SIZE + 10), 0) as reader:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from smbprotocol.open import Open
 
 from offsite_cifs.smb import SmbConnection
+from offsite_cifs.wire import WireWriter
 
 #: One credit pays for 64 KiB of a request (MS-SMB2 3.1.5.2).
 CREDIT_UNIT = 64 << 10
@@ -42,6 +44,13 @@ class _Pipe:
 
     def _send(self, pair: tuple[Any, Any], offset: int, length: int) -> None:
         message, receive = pair
+        self._submit(lambda charge, want: self._conn.send(message, credit_request=want),
+                     receive, offset, length)
+
+    def _submit(self, send: Callable[[int, int], Any], receive: Callable[[Any], Any],
+                offset: int, length: int) -> None:
+        """Send a request of ``length`` bytes with ``send(charge, credit_request)``,
+        once enough credits are in hand."""
         charge = _charge(length)
         # Answers grant the credits back; wait for them rather than send a
         # request smbprotocol would refuse for want of credits.
@@ -51,7 +60,7 @@ class _Pipe:
         # Ask for what this request costs, and more while fewer credits are
         # in hand than the pipeline needs: Samba grants what is asked for.
         want = charge + max(0, _charge(self._limit) * 2 - self._conn.credits())
-        request = self._conn.send(message, credit_request=min(want, charge + 256))
+        request = send(charge, min(want, charge + 256))
         self._pending.append((request, receive, offset, length))
         self._in_flight += length
 
@@ -73,16 +82,35 @@ class Writer(_Pipe):
                  in_flight: int) -> None:
         super().__init__(conn, handle, request_size, in_flight)
         self.answered = self._next = offset
+        self._wire = WireWriter(conn, handle, request_size)
+        # Pieces written but not sent yet: a request carries up to
+        # request_size bytes, gathered from several writes without copying.
+        self._batch: list[memoryview] = []
+        self._batched = 0
 
     def write(self, data: bytes) -> None:
-        """Send ``data`` at the next offset, waiting for answers as needed."""
-        view = memoryview(data)
-        for start in range(0, len(view), self._request):
-            piece = view[start:start + self._request]
-            # smbprotocol packs the message by concatenating bytes.
-            body = data if len(piece) == len(data) else piece.tobytes()
-            self._send(self._handle.write(body, self._next, send=False), self._next, len(body))
-            self._next += len(body)
+        """Send ``data`` at the next offsets, waiting for answers as needed.
+
+        ``data`` is not copied: it must not change until :meth:`finish`
+        (bytes never do). What does not fill a request yet waits for the
+        next write, or for :meth:`finish`."""
+        view = memoryview(data).cast("B")
+        while view:
+            piece = view[:self._request - self._batched]
+            view = view[len(piece):]
+            self._batch.append(piece)
+            self._batched += len(piece)
+            if self._batched == self._request:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._batched:
+            return
+        parts, at, length = self._batch, self._next, self._batched
+        self._batch, self._batched = [], 0
+        self._submit(lambda charge, want: self._wire.send(parts, at, charge, want),
+                     self._wire.written, at, length)
+        self._next += length
 
     def _take(self) -> Any:
         count, offset, length = super()._take()
@@ -100,7 +128,9 @@ class Writer(_Pipe):
         return self.answered
 
     def finish(self) -> None:
-        """Wait for every answer; raise the first error the server reported."""
+        """Send what is batched, wait for every answer; raise the first error
+        the server reported."""
+        self._flush()
         while self._pending:
             self._take()
 

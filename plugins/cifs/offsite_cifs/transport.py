@@ -32,6 +32,7 @@ from offsite.errors import (
     NotFound,
     PermissionDenied,
     ResolveFailed,
+    SourceError,
     TargetError,
 )
 from offsite.transport import (
@@ -46,14 +47,24 @@ from offsite.transport import (
 from offsite_cifs import errors
 from offsite_cifs.pipeline import Reader, Writer
 from offsite_cifs.smb import CREDITS, SmbConnection, filetime, join, new_connection, split_share
+from offsite_cifs.wire import WireWriter
 
 DEFAULT_PORT = 445
 DEFAULT_TIMEOUT = 30.0
-#: The largest write and read request sent, if the server takes that much
-#: (Samba negotiates 8 MiB). Measured on loopback (bench/cifs.py): 1 MiB
-#: requests ran as fast as 4 MiB ones, and smaller ones cost more CPU per byte.
+#: The largest read request sent, if the server takes that much (Samba
+#: negotiates 8 MiB).
 REQUEST_SIZE = 1 << 20
-#: Bytes of write requests a put keeps unanswered.
+#: The largest write request sent (if the server takes that much), gathered
+#: from the 1 MiB chunks the core reads without copying them. Measured on
+#: loopback (bench/cifs.py, 1 GiB, 3 runs each, busy machine): 2 MiB
+#: requests cost the client about 20 % less CPU than 1 MiB ones when signed;
+#: 4 and 8 MiB ones no less when signed and more when encrypted (the cipher's
+#: output no longer fits in the CPU's cache).
+WRITE_SIZE = 2 << 20
+#: Bytes of write requests a put keeps unanswered (in the kernel's socket
+#: buffers or the server's, not in offsite's memory). 16 MiB ran no faster
+#: (bench/cifs.py), and what is unanswered when a connection breaks is sent
+#: again on resume.
 IN_FLIGHT = 8 << 20
 #: Bytes of read requests a get keeps unanswered: each answer is held (and
 #: copied once) until handed out, so this is what a restore holds.
@@ -64,6 +75,7 @@ RESOLVE_FIX = ("check the host name in the target URL and this machine's DNS set
                "unreachable'), write the server's IP address instead: smb://192.0.2.10/share/folder")
 DIALECTS = {Dialects.SMB_3_0_0: "3.0", Dialects.SMB_3_0_2: "3.0.2", Dialects.SMB_3_1_1: "3.1.1",
             Dialects.SMB_2_0_2: "2.0.2", Dialects.SMB_2_1_0: "2.1"}
+SIGNING = {"gmac": "AES-GMAC", "cmac": "AES-CMAC", "hmac": "HMAC-SHA256"}
 CIPHERS = {Ciphers.AES_128_CCM: "AES-128-CCM", Ciphers.AES_128_GCM: "AES-128-GCM",
            Ciphers.AES_256_CCM: "AES-256-CCM", Ciphers.AES_256_GCM: "AES-256-GCM"}
 
@@ -187,7 +199,7 @@ class SmbTransport:
         dialect = DIALECTS.get(connection.dialect, f"0x{connection.dialect:04x}")
         encrypted = conn.session.encrypt_data or conn.tree.encrypt_data
         how = ("encrypted (" + CIPHERS.get(connection.cipher_id, "AES-128-CCM") + ")"
-               if encrypted else "signed")
+               if encrypted else f"signed ({SIGNING[WireWriter.signing(connection)]})")
         with steps.step("security", f"SMB {dialect}, {how}"):
             if not encrypted and not conn.session.signing_required:
                 raise Fatal("the session is neither signed nor encrypted",
@@ -219,7 +231,7 @@ class SmbTransport:
                 conn.truncate(handle, offset)  # ... up to what the token vouches for
             transfer.save_partial(partial_rel, offset)
             size = conn.connection.max_write_size
-            writer = Writer(conn, handle, offset, min(size, REQUEST_SIZE), IN_FLIGHT)
+            writer = Writer(conn, handle, offset, min(size, WRITE_SIZE), IN_FLIGHT)
             def keep(done: int) -> None:
                 # The core's checkpoints (64 MiB or 1 s); the token holds
                 # only what the server confirmed.
@@ -228,10 +240,19 @@ class SmbTransport:
 
             try:
                 with transfer.open(offset) as reader:
-                    pump(reader, writer.write, transfer, chunk_size=REQUEST_SIZE, on_chunk=keep)
+                    pump(reader, writer.write, transfer, on_chunk=keep)
                 writer.finish()
-            except BaseException:
+            except BaseException as exc:
                 # What the server confirmed is where the next attempt resumes.
+                # The source failed: the target is fine, so the bytes read
+                # before the failure (gathered, or in flight) are sent and
+                # their answers awaited. Anything else: only the answers
+                # already in (the connection may be gone, or hang).
+                with contextlib.suppress(Exception):
+                    if isinstance(exc, SourceError):
+                        writer.finish()
+                    else:
+                        writer.collect()
                 with contextlib.suppress(Exception):
                     transfer.save_partial(partial_rel, writer.answered)
                 raise
@@ -297,4 +318,4 @@ class SmbTransport:
         return True
 
 
-__all__ = ["DEFAULT_PORT", "IN_FLIGHT", "REQUEST_SIZE", "SmbTransport"]
+__all__ = ["DEFAULT_PORT", "IN_FLIGHT", "REQUEST_SIZE", "WRITE_SIZE", "SmbTransport"]
