@@ -308,6 +308,34 @@ class SourceReader(io.RawIOBase):
             except queue.Full:
                 continue
 
+    def _next(self) -> bytes | BaseException:
+        """The read-ahead's next chunk, or its failure (kept: every later
+        read raises it too); starts the thread on the first call."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._produce, daemon=True,
+                                            name="offsite-read-ahead")
+            self._thread.start()
+        item = self._error or self._queue.get()
+        if isinstance(item, BaseException):
+            self._error = item
+        return item
+
+    def read(self, size: int = -1, /) -> bytes:
+        # A read of a whole chunk (what pump asks for) gets the read-ahead's
+        # own bytes object, not copied through readinto's buffer twice
+        # (measured: 0.15 s of CPU per GiB, much of it page faults).
+        if (size is not None and size > 0 and not self._pending and not self.closed
+                and self.position < self.size):
+            item = self._next()
+            if isinstance(item, BaseException):
+                raise item
+            if len(item) == size or (len(item) < size and self.position + len(item) == self.size):
+                self.position += len(item)
+                return item
+            self._pending = memoryview(item)  # a part of it: readinto hands that out
+        data = super().read(size)
+        return b"" if data is None else data
+
     def readinto(self, buffer: Any) -> int:
         # Fills the whole buffer unless the source is at its end, as a read of
         # a local file would: plugins may size S3 parts by what they ask for.
@@ -315,13 +343,8 @@ class SourceReader(io.RawIOBase):
         filled = 0
         while filled < len(view) and self.position < self.size:
             if not self._pending:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._produce, daemon=True,
-                                                    name="offsite-read-ahead")
-                    self._thread.start()
-                item = self._error or self._queue.get()
+                item = self._next()
                 if isinstance(item, BaseException):
-                    self._error = item  # every later read raises it too
                     if filled:
                         break  # first hand out what arrived before the failure
                     raise item
