@@ -71,6 +71,22 @@ def test_reads_of_any_size_hand_out_every_byte_once_in_order() -> None:
     assert b"".join(got) == data[3:]
 
 
+@pytest.mark.parametrize("offset", [0, 7])
+def test_reads_of_mixed_sizes_from_any_offset(offset: int) -> None:
+    # Whole chunks come straight from the read-ahead; other sizes, and the
+    # rest of a chunk a smaller read began, go through readinto.
+    data = random_bytes(5 * CHUNK_SIZE + 3, seed=4)
+    sizes = [CHUNK_SIZE, 10, CHUNK_SIZE, CHUNK_SIZE - 10, CHUNK_SIZE, 2 * CHUNK_SIZE, CHUNK_SIZE]
+    got: list[bytes] = []
+    with SourceReader(BytesSource(data), offset) as reader:
+        for size in sizes:
+            chunk = reader.read(size)
+            assert len(chunk) == min(size, len(data) - offset - sum(map(len, got)))
+            got.append(chunk)
+        assert reader.read(CHUNK_SIZE) == b"" and reader.position == len(data)
+    assert b"".join(got) == data[offset:]
+
+
 def test_bytes_before_a_failure_come_first_then_the_error_every_time() -> None:
     data = random_bytes(3 * CHUNK_SIZE)
     with SourceReader(FailingSource(data, CHUNK_SIZE + 10), 0) as reader:
