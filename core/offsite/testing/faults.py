@@ -463,8 +463,14 @@ def _server_folder(folder: Path) -> Path:
     return folder
 
 
-def _fails_then_fixed(site: FaultSite, break_it: Callable[[], None],
-                      fix: Callable[[], None], words: tuple[str, ...]) -> None:
+def target_fails_then_fixed(site: FaultSite, break_it: Callable[[], None],
+                            fix: Callable[[], None], words: tuple[str, ...]) -> None:
+    """The target is broken by ``break_it`` (full, refusing writes, … as a
+    test can make its server): ``offsite run`` fails that target (exit 1)
+    with a message holding one of ``words`` (lower case) and a fix, the
+    destination and the journal stay as they were, no half file appears
+    under a final name, and after ``fix`` the next run completes and the
+    point restores byte for byte."""
     image = site.image()
     before = site.snapshot()
     break_it()
@@ -514,7 +520,7 @@ def target_full_then_fixed(site: FaultSite, folder: Path,
         subprocess.run(["mount", "-o", "remount,size=256m", str(folder)], check=False)
 
     try:
-        _fails_then_fixed(site, fill, grow, says)
+        target_fails_then_fixed(site, fill, grow, says)
     finally:
         subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
 
@@ -544,9 +550,10 @@ def target_refuses_then_fixed(
     def unlock() -> None:
         subprocess.run(["chattr", "-i", str(folder)], capture_output=True, check=False)
 
-    _fails_then_fixed(site, lock, unlock, says)
+    target_fails_then_fixed(site, lock, unlock, says)
 
 
 __all__ = ["FaultSite", "OffsiteProcess", "Replicator", "TargetSpec", "kill_nine_anywhere",
            "replicator_killed_mid_upload", "server_outage", "server_stays_down",
-           "target_full_then_fixed", "target_refuses_then_fixed", "two_runs_at_once"]
+           "target_fails_then_fixed", "target_full_then_fixed", "target_refuses_then_fixed",
+           "two_runs_at_once"]

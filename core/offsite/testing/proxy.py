@@ -1,5 +1,7 @@
-"""A TCP proxy on loopback that a test can cut and restore: a server that
-goes away in the middle of a transfer and comes back, for any protocol.
+"""Proxies on loopback that a test can break and mend.
+
+:class:`TcpProxy` can be cut and restored: a server that goes away in the
+middle of a transfer and comes back, for any protocol.
 
 ::
 
@@ -14,15 +16,31 @@ the network or the server goes down (a reset, then "connection refused"),
 without a test server having to stop and start on the same port. FTP's
 passive data connections go to the server directly; cutting the control
 connection ends the transfer all the same.
+
+:class:`HttpRefusingProxy` passes HTTP requests on to a real server, but
+while it is told to, answers every write (``PUT``, ``POST``) itself with an
+error the test chooses: a bucket policy that denies writes (403
+AccessDenied), a store whose disks are full (507), for a server such as
+moto that cannot be made to refuse or to fill up.
+
+::
+
+    with HttpRefusingProxy(moto.endpoint_url) as proxy:
+        proxy.refuse(507, "XMinioStorageFull")   # writes answered 507
+        proxy.accept()                            # passed on again
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import http.server
 import socket
 import struct
 import threading
+import urllib.parse
 from types import TracebackType
+from typing import Any
 
 
 class TcpProxy:
@@ -125,4 +143,102 @@ class TcpProxy:
                     s.close()
 
 
-__all__ = ["TcpProxy"]
+class HttpRefusingProxy:
+    """An HTTP proxy at ``endpoint_url`` in front of ``upstream_url`` that can
+    answer writes with an S3-style XML error instead of passing them on.
+
+    Request and answer bodies are held in memory whole: it is for tests
+    with bodies of a few MiB, not for benchmarks.
+
+    :ivar endpoint_url: where clients connect (``http://127.0.0.1:PORT``).
+    :ivar refused: how many writes it answered itself so far.
+    """
+
+    #: Hop-by-hop headers, not passed on (RFC 9110 §7.6.1).
+    HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer",
+                     "upgrade", "proxy-connection", "expect"})
+
+    def __init__(self, upstream_url: str) -> None:
+        url = urllib.parse.urlsplit(upstream_url)
+        self._upstream = (url.hostname or "127.0.0.1", url.port or 80)
+        self._refusal: tuple[int, str] | None = None
+        self.refused = 0
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.endpoint_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True,
+                                        name="offsite-test-http-proxy")
+        self._thread.start()
+
+    def refuse(self, status: int, code: str) -> None:
+        """Answer every write ``status`` with an ``<Error><Code>code</Code>`` body."""
+        self._refusal = (status, code)
+
+    def accept(self) -> None:
+        """Pass every request on again."""
+        self._refusal = None
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+    def __enter__(self) -> HttpRefusingProxy:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            # HTTP/1.1: keep-alive and "Expect: 100-continue", as clients use them.
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                refusal = proxy._refusal
+                if refusal is not None and self.command in ("PUT", "POST"):
+                    proxy.refused += 1
+                    status, code = refusal
+                    self._answer(status, [("Content-Type", "application/xml")], (
+                        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                        f"<Message>{code}</Message></Error>").encode())
+                    return
+                upstream = http.client.HTTPConnection(*proxy._upstream, timeout=60)
+                try:
+                    headers = {k: v for k, v in self.headers.items()
+                               if k.lower() not in proxy.HOP}
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    answer = upstream.getresponse()
+                    data = answer.read()
+                    # A HEAD's Content-Length is the object's size: pass it on as it is.
+                    drop = proxy.HOP if self.command == "HEAD" else proxy.HOP | {"content-length"}
+                    self._answer(answer.status, [(k, v) for k, v in answer.getheaders()
+                                                 if k.lower() not in drop], data)
+                finally:
+                    upstream.close()
+
+            def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                if self.command != "HEAD":
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+        return Handler
+
+
+__all__ = ["HttpRefusingProxy", "TcpProxy"]

@@ -1,6 +1,7 @@
 """Fault injection against moto's S3: kill -9 anywhere (multipart uploads
-resumed by their parts), two runs at once, and prefixes that overlap (see
-:mod:`offsite.testing.faults`)."""
+resumed by their parts), two runs at once, prefixes that overlap, the server
+going away, and a store that is full or denies writes until it is fixed
+(see :mod:`offsite.testing.faults`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from offsite.config import Config
 from offsite.errors import ConfigError
 from offsite.testing import faults
 from offsite.testing.faults import FaultSite, TargetSpec
-from offsite.testing.proxy import TcpProxy
+from offsite.testing.proxy import HttpRefusingProxy, TcpProxy
 
 
 def spec(moto_s3: Any, bucket: str, folder: str = "offsite") -> TargetSpec:
@@ -64,11 +65,15 @@ def test_mirror_prefixes_that_overlap_are_refused(tmp_path: Path, moto_s3: Any, 
         Config.load(config)
 
 
-def _via(moto_s3: Any, bucket: str, proxy: TcpProxy) -> TargetSpec:
+def _via(moto_s3: Any, bucket: str, proxy: TcpProxy | HttpRefusingProxy) -> TargetSpec:
     spec_ = spec(moto_s3, bucket)
-    url = urllib.parse.urlsplit(moto_s3.endpoint_url)
-    options = {**spec_.options, "endpoint_url": f"{url.scheme}://127.0.0.1:{proxy.port}"}
-    return TargetSpec(spec_.url, options, spec_.credentials)
+    if isinstance(proxy, HttpRefusingProxy):
+        endpoint_url = proxy.endpoint_url
+    else:
+        url = urllib.parse.urlsplit(moto_s3.endpoint_url)
+        endpoint_url = f"{url.scheme}://127.0.0.1:{proxy.port}"
+    return TargetSpec(spec_.url, {**spec_.options, "endpoint_url": endpoint_url},
+                      spec_.credentials)
 
 
 def _upstream(moto_s3: Any) -> tuple[str, int]:
@@ -88,3 +93,20 @@ def test_the_server_stays_away_and_the_other_target_finishes(
     with TcpProxy(*_upstream(moto_s3)) as proxy:
         site = FaultSite(tmp_path, _via(moto_s3, s3_bucket, proxy), size=12 << 20, bwlimit="4M")
         faults.server_stays_down(site, proxy)
+
+
+# moto can be made neither full nor to deny writes: a proxy in front of it
+# answers writes as the real stores do until the test "fixes" the store.
+@pytest.mark.parametrize(("status", "code", "says"), [
+    (507, "XMinioStorageFull", ("full",)),  # MinIO with full disks
+    (403, "QuotaExceeded", ("quota", "full")),  # a store's quota reached
+    (403, "AccessDenied", ("permission", "denied")),  # a bucket policy denying writes
+])
+def test_a_store_that_refuses_writes_fails_clearly_then_the_fix_completes(
+        tmp_path: Path, moto_s3: Any, s3_bucket: str, status: int, code: str,
+        says: tuple[str, ...]) -> None:
+    with HttpRefusingProxy(moto_s3.endpoint_url) as proxy:
+        site = FaultSite(tmp_path, _via(moto_s3, s3_bucket, proxy), size=6 << 20)
+        faults.target_fails_then_fixed(site, lambda: proxy.refuse(status, code),
+                                       proxy.accept, says)
+        assert proxy.refused, "the proxy never answered a write itself"
