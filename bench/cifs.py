@@ -48,7 +48,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,6 +70,7 @@ from measure import (
     stats_line,
     tree_bytes,
     verdict,
+    workdir,
     write_random,
 )
 
@@ -220,8 +220,7 @@ def main() -> None:
 
     from offsite_cifs.testserver import run_smbd
 
-    base = Path("/work") if Path("/work").is_dir() else None
-    work = Path(tempfile.mkdtemp(prefix="offsite-bench-cifs-", dir=base))
+    work = workdir(args, "offsite-bench-cifs-")
     puts: dict[str, dict[str, float]] = {}
     jobs: dict[str, dict[int, dict[str, tuple[float, float, int]]]] = {}
     try:

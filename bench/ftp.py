@@ -36,7 +36,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +57,7 @@ from measure import (
     stats_line,
     tree_bytes,
     verdict,
+    workdir,
     write_random,
 )
 
@@ -237,8 +237,7 @@ def main() -> None:
         modes = sys.argv[i + 1].split(",")
         del sys.argv[i:i + 2]
     args = arguments(__doc__)
-    base = Path("/work") if Path("/work").is_dir() else None
-    work = Path(tempfile.mkdtemp(prefix="offsite-bench-ftp-", dir=base))
+    work = workdir(args, "offsite-bench-ftp-")
     summary: list[tuple[str, float | None, dict[int, Any]]] = []
     try:
         version = subprocess.run(["rclone", "version"], capture_output=True, text=True,

@@ -17,6 +17,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -298,10 +299,21 @@ def arguments(doc: str, *, tls: bool = False) -> argparse.Namespace:
                         help="job volume sizes, comma-separated (256M,1G)")
     parser.add_argument("--runs", default=5, type=int, help="rounds per part (5)")
     parser.add_argument("--skip-put", action="store_true", help="only the job part")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where the files and the server's folders go (default: a folder"
+                             " under /work, else the system's temporary folder); a tmpfs such"
+                             " as /dev/shm takes the disk's write-back out of the timings")
     args = parser.parse_args()
     if shutil.which("rclone") is None:
         sys.exit("this benchmark needs rclone: apt-get install rclone")
     return args
+
+
+def workdir(args: argparse.Namespace, prefix: str) -> Path:
+    """A fresh folder for one benchmark run: under ``--workdir`` if given,
+    else under /work when that exists (a disk, not a small tmpfs /tmp)."""
+    base = args.workdir or (Path("/work") if Path("/work").is_dir() else None)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
 
 
 def rss_floor(log: Path) -> None:

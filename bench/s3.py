@@ -71,7 +71,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,6 +91,7 @@ from measure import (
     run,
     stats_line,
     verdict,
+    workdir,
     write_random,
 )
 
@@ -292,8 +292,7 @@ def main() -> None:
     from offsite.testing.certs import make_certs
     from offsite_s3.testserver import empty_bucket, run_moto
 
-    base = Path("/work") if Path("/work").is_dir() else None
-    work = Path(tempfile.mkdtemp(prefix="offsite-bench-s3-", dir=base))
+    work = workdir(args, "offsite-bench-s3-")
     try:
         spool = work / "moto-spool"
         spool.mkdir()

@@ -45,7 +45,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +67,7 @@ from measure import (
     stats_line,
     tree_bytes,
     verdict,
+    workdir,
     write_random,
 )
 
@@ -194,8 +194,7 @@ def main() -> None:
 
     from offsite_sftp.testserver import run_sshd
 
-    base = Path("/work") if Path("/work").is_dir() else None
-    work = Path(tempfile.mkdtemp(prefix="offsite-bench-sftp-", dir=base))
+    work = workdir(args, "offsite-bench-sftp-")
     try:
         work.chmod(0o755)  # the server's folder is inside: its user must traverse
         with run_sshd(base=work) as sshd:

@@ -45,7 +45,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,6 +65,7 @@ from measure import (
     stats_line,
     tree_bytes,
     verdict,
+    workdir,
     write_random,
 )
 
@@ -184,8 +184,7 @@ def main() -> None:
     from offsite.testing.certs import make_certs
     from offsite_webdav.testserver import run_wsgidav
 
-    base = Path("/work") if Path("/work").is_dir() else None
-    work = Path(tempfile.mkdtemp(prefix="offsite-bench-webdav-", dir=base))
+    work = workdir(args, "offsite-bench-webdav-")
     try:
         certs = make_certs(work / "tls") if args.tls else None
         with run_wsgidav(work / "server", certs=certs) as dav:
