@@ -204,6 +204,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--skip-job", action="store_true", help="only the throughput part")
     parser.add_argument("--modes", default="signed,encrypted",
                         help="signed, encrypted or both (signed,encrypted)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where the files and the share go (default: under /work)")
     args = parser.parse_args()
     for tool in ("rclone", "smbclient"):
         if shutil.which(tool) is None:

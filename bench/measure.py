@@ -312,7 +312,7 @@ def arguments(doc: str, *, tls: bool = False) -> argparse.Namespace:
 def workdir(args: argparse.Namespace, prefix: str) -> Path:
     """A fresh folder for one benchmark run: under ``--workdir`` if given,
     else under /work when that exists (a disk, not a small tmpfs /tmp)."""
-    base = args.workdir or (Path("/work") if Path("/work").is_dir() else None)
+    base = getattr(args, "workdir", None) or (Path("/work") if Path("/work").is_dir() else None)
     return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
 
 
