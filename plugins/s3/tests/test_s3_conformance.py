@@ -15,7 +15,6 @@ import boto3
 import pytest
 from click.testing import CliRunner
 
-import offsite_s3
 from offsite.cli import cli
 from offsite.errors import AuthError, Fatal, NotFound, SourceError, TLSFailed
 from offsite.session import Transport
@@ -28,7 +27,9 @@ from offsite.testing.sources import (
     random_bytes,
 )
 from offsite.transport import BytesSource, Endpoint
-from offsite_s3 import (
+from offsite_s3 import multipart
+from offsite_s3.checksums import body_checksum
+from offsite_s3.multipart import (
     LARGE_PART,
     MAX_PARTS,
     MIN_PART,
@@ -135,8 +136,8 @@ def test_large_parts_are_held_fewer_at_a_time(moto_s3: Any, s3_bucket: str,
     # A 1 TiB image's 105 MiB parts, scaled down: 16 MiB parts of a 64 MiB
     # file against 32 MiB of part memory, so one part goes while the next is
     # read. Four in flight would peak at about 90 MiB.
-    monkeypatch.setattr(offsite_s3, "MAX_PARTS", 4)
-    monkeypatch.setattr(offsite_s3, "PART_MEMORY", 32 * MiB)
+    monkeypatch.setattr(multipart, "MAX_PARTS", 4)
+    monkeypatch.setattr(multipart, "PART_MEMORY", 32 * MiB)
     peak = _put_measuring_heap(s3_endpoint(moto_s3, s3_bucket), "large-parts.ofi",
                                GeneratedSource(64 * MiB, seed=3))
     parts = moto_s3.client().head_object(Bucket=s3_bucket, PartNumber=1,
@@ -174,7 +175,7 @@ def test_large_parts_over_https_stream_from_the_source(moto_s3_tls: Any,
     # 20 MiB parts (an 80 MiB file in at most 4 parts) are more than four fit
     # in PART_MEMORY: over HTTPS each goes straight from the source, nothing
     # of it held (measured: 10 MiB; buffered, three at once: 132 MiB).
-    monkeypatch.setattr(offsite_s3, "MAX_PARTS", 4)
+    monkeypatch.setattr(multipart, "MAX_PARTS", 4)
     peak = _put_measuring_heap(_trusted(moto_s3_tls), "streamed.ofi",
                                GeneratedSource(80 * MiB, seed=5))
     client, key = moto_s3_tls.client(), "backups/nightly/streamed.ofi"
@@ -197,7 +198,7 @@ def test_parts_over_https_are_held_once(moto_s3_tls: Any) -> None:
 
 def test_a_streamed_upload_resumes_after_the_parts_that_arrived(
         moto_s3_tls: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(offsite_s3, "MAX_PARTS", 3)
+    monkeypatch.setattr(multipart, "MAX_PARTS", 3)
     step = 17 * MiB  # 3 parts of a 17 * 3 MiB file: streamed
     data = random_bytes(3 * step, seed=8)
     endpoint = _trusted(moto_s3_tls)
@@ -287,9 +288,9 @@ def test_checksums_offsite_computes_are_botocores(algorithm: str) -> None:
     data = random_bytes(3 * MiB + 5, seed=2)
     reference = getattr(httpchecksum, f"{algorithm.title()}Checksum")()
     reference.update(data)
-    assert offsite_s3._body_checksum(algorithm, data) == {
+    assert body_checksum(algorithm, data) == {
         f"Checksum{algorithm}": reference.b64digest()}
-    assert offsite_s3._body_checksum("CRC64NVME", data) == {}  # left to botocore
+    assert body_checksum("CRC64NVME", data) == {}  # left to botocore
 
 
 def test_checksum_option(moto_s3: Any, s3_bucket: str) -> None:
