@@ -18,11 +18,12 @@ with the object; ``none`` for an S3-compatible store that rejects them).
 Small files go up as one PutObject; larger ones as a multipart upload whose
 parts are streamed from the source, sized so that 10,000 parts are never
 exceeded (a few at once while they are small, one at a time straight from
-the source over HTTPS when they are large: see PART_MEMORY). The upload id
-is the resume token: after a crash, ``list_parts`` says which parts arrived
-and only the rest are sent. The object appears only
-at CompleteMultipartUpload, so puts are atomic by nature; stale multipart
-uploads for the same key are aborted before a fresh one starts.
+the source over HTTPS when they are large: see
+:data:`~offsite_s3.multipart.PART_MEMORY`). The upload id is the resume
+token: after a crash, ``list_parts`` says which parts arrived and only the
+rest are sent. The object appears only at CompleteMultipartUpload, so puts
+are atomic by nature; stale multipart uploads for the same key are aborted
+before a fresh one starts.
 
 Modules: :mod:`~offsite_s3.transport` (the hooks), :mod:`~offsite_s3.connection`
 (the boto3 client, opening a connection step by step),
