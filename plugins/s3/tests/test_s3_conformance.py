@@ -6,6 +6,7 @@ import gc
 import hashlib
 import json
 import logging
+import posixpath
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,7 @@ from click.testing import CliRunner
 from offsite.cli import cli
 from offsite.errors import AuthError, Fatal, NotFound, SourceError, TLSFailed
 from offsite.session import Transport
-from offsite.testing import conformance
-from offsite.testing.images import Volume
+from offsite.testing import conformance, endtoend
 from offsite.testing.sources import (
     FailingSource,
     GeneratedSource,
@@ -522,25 +522,17 @@ region = "{moto_s3.region}"
         assert result.exit_code == code, (result.stdout, result.stderr)
         return result
 
-    run("credentials", "set", "nightly.cloud", "--stdin", input=json.dumps(
-        {"access_key_id": moto_s3.access_key_id,
-         "secret_access_key": moto_s3.secret_access_key}))
-    vol = Volume(tmp_path / "vol.raw", 12 << 20, seed=4)
-    vol.image(dest, block_size=256 * 1024, compression="none")
-    for _ in range(3):
-        vol.scribble(3, 2 << 20)
-        vol.image(dest, compression="none")
-    out = run("run", "--json").stdout
-    assert moto_s3.secret_access_key not in out
-    keys = sorted(o["Key"] for o in moto_s3.client().list_objects_v2(
-        Bucket=s3_bucket)["Contents"])
-    assert keys == ["offsite/vol-b001-i003.ofi", "offsite/vol-b001.ofi"]
-    vol.scribble(1, 100_000)
-    vol.image(dest, compression="none")
-    run("run")
-    restored = tmp_path / "restored.raw"
-    run("restore", "nightly", "cloud", "vol-b001-i004.ofi", str(restored))
-    assert restored.read_bytes() == vol.states[4]
+    def at_target() -> list[str]:  # "../key" for a key outside the target's folder
+        listed = moto_s3.client().list_objects_v2(Bucket=s3_bucket)["Contents"]
+        return [posixpath.relpath(o["Key"], "offsite") for o in listed]
+
+    # Uncompressed 12 MiB, 2 MiB changes: the full and "1..3" go up as
+    # multipart uploads, incremental 4 as one PutObject.
+    vol = endtoend.replicate_consolidate_restore(
+        run, dest, tmp_path, at_target, target="cloud", size=12 << 20, block_size=256 << 10,
+        compression="none", change=2 << 20, last_change=100_000, seed=4,
+        credentials={"access_key_id": moto_s3.access_key_id,
+                     "secret_access_key": moto_s3.secret_access_key})
 
     # Someone overwrites the full at the target with other bytes of its size:
     # the ETag the journal kept no longer matches, so the next run puts it again.
@@ -549,6 +541,7 @@ region = "{moto_s3.region}"
     client.put_object(Bucket=s3_bucket, Key=full, Body=bytes(size))
     events = [json.loads(line) for line in run("run", "--json").stdout.splitlines()]
     assert [e["remote"] for e in events if e.get("event") == "upload-done"] == ["vol-b001.ofi"]
+    restored = tmp_path / "restored.raw"  # where that restored point 4 first
     restored.unlink()
     run("restore", "nightly", "cloud", "vol-b001-i004.ofi", str(restored))
     assert restored.read_bytes() == vol.states[4]
