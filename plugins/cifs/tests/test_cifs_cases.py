@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 import threading
@@ -29,7 +30,7 @@ from offsite.errors import (
     Transient,
 )
 from offsite.session import Transport
-from offsite.testing.images import Volume
+from offsite.testing import endtoend
 from offsite.testing.sources import MiB, RecordingSource, random_bytes
 from offsite.transport import BytesSource, Endpoint
 from offsite_cifs.testserver import READONLY_SHARE, SEALED_SHARE
@@ -357,26 +358,10 @@ encrypt = true
 
 def test_replicate_with_consolidation_and_restore(site: Callable[..., Any], smbd: Any,
                                                    smb_folder: str, tmp_path: Path) -> None:
-    site("credentials", "set", "nightly.vault", "--stdin",
-         input=json.dumps({"password": smbd.password}))
+    endtoend.replicate_consolidate_restore(
+        site, site.dest, tmp_path,  # type: ignore[attr-defined]
+        lambda: os.listdir(smbd.root / smb_folder), credentials={"password": smbd.password})
     assert "security" in site("check").stdout
-    vol = Volume(tmp_path / "vol.raw", 3 << 20, seed=5)
-    vol.image(site.dest, block_size=64 * 1024)  # type: ignore[attr-defined]
-    for _ in range(3):
-        vol.scribble(3, 200_000)
-        vol.image(site.dest)  # type: ignore[attr-defined]
-    out = site("run", "--json").stdout
-    done = [json.loads(line)["remote"] for line in out.splitlines() if '"upload-done"' in line]
-    assert sorted(done) == ["vol-b001-i003.ofi", "vol-b001.ofi"]
-    assert sorted(p.name for p in (smbd.root / smb_folder).iterdir()) == [
-        "vol-b001-i003.ofi", "vol-b001.ofi"]
-    vol.scribble(1, 50_000)
-    vol.image(site.dest)  # type: ignore[attr-defined]
-    site("run")
-    restored = tmp_path / "restored.raw"
-    site("restore", "nightly", "vault", "vol-b001-i004.ofi", str(restored))
-    assert restored.read_bytes() == vol.states[4]
-    assert smbd.password not in out
 
 
 def test_check_with_a_wrong_password_on_the_command_line(site: Callable[..., Any]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ftplib
 import json
 import logging
+import os
 import shutil
 import socket
 import uuid
@@ -33,9 +34,9 @@ from offsite.errors import (
     Transient,
 )
 from offsite.session import Transport
+from offsite.testing import endtoend
 from offsite.testing.certs import make_certs
 from offsite.testing.conformance import raw_paths, read_all
-from offsite.testing.images import Volume
 from offsite.testing.sources import MiB, RecordingSource, random_bytes
 from offsite.throttle import BandwidthLimit
 from offsite.transport import BytesSource, Endpoint, FileSource, Source
@@ -448,23 +449,7 @@ def test_replicate_with_consolidation_and_restore(site: Callable[..., Any], serv
          input=json.dumps({"password": "wrong-Passw0rd"}))
     refused = site("check", code=4)
     assert "auth" in refused.stdout and "530" in refused.stdout
-    site("credentials", "set", "nightly.vault", "--stdin",
-         input=json.dumps({"password": server.password}))
+    endtoend.replicate_consolidate_restore(
+        site, site.dest, tmp_path,  # type: ignore[attr-defined]
+        lambda: os.listdir(server.root / folder), credentials={"password": server.password})
     site("check")
-    vol = Volume(tmp_path / "vol.raw", 3 << 20, seed=5)
-    vol.image(site.dest, block_size=64 * 1024)  # type: ignore[attr-defined]
-    for _ in range(3):
-        vol.scribble(3, 200_000)
-        vol.image(site.dest)  # type: ignore[attr-defined]
-    out = site("run", "--json").stdout
-    done = [json.loads(line)["remote"] for line in out.splitlines() if '"upload-done"' in line]
-    assert sorted(done) == ["vol-b001-i003.ofi", "vol-b001.ofi"]
-    assert sorted(p.name for p in (server.root / folder).iterdir()) == [
-        "vol-b001-i003.ofi", "vol-b001.ofi"]
-    vol.scribble(1, 50_000)
-    vol.image(site.dest)  # type: ignore[attr-defined]
-    site("run")
-    assert json.loads(site("plan", "--json").stdout)["plans"][0]["actions"] == []
-    restored = tmp_path / "restored.raw"
-    site("restore", "nightly", "vault", "vol-b001-i004.ofi", str(restored))
-    assert restored.read_bytes() == vol.states[4]

@@ -6,6 +6,7 @@ import gc
 import hashlib
 import json
 import logging
+import posixpath
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,10 @@ import boto3
 import pytest
 from click.testing import CliRunner
 
-import offsite_s3
 from offsite.cli import cli
 from offsite.errors import AuthError, Fatal, NotFound, SourceError, TLSFailed
 from offsite.session import Transport
-from offsite.testing import conformance
-from offsite.testing.images import Volume
+from offsite.testing import conformance, endtoend
 from offsite.testing.sources import (
     FailingSource,
     GeneratedSource,
@@ -28,7 +27,9 @@ from offsite.testing.sources import (
     random_bytes,
 )
 from offsite.transport import BytesSource, Endpoint
-from offsite_s3 import (
+from offsite_s3 import multipart
+from offsite_s3.checksums import body_checksum
+from offsite_s3.multipart import (
     LARGE_PART,
     MAX_PARTS,
     MIN_PART,
@@ -135,8 +136,8 @@ def test_large_parts_are_held_fewer_at_a_time(moto_s3: Any, s3_bucket: str,
     # A 1 TiB image's 105 MiB parts, scaled down: 16 MiB parts of a 64 MiB
     # file against 32 MiB of part memory, so one part goes while the next is
     # read. Four in flight would peak at about 90 MiB.
-    monkeypatch.setattr(offsite_s3, "MAX_PARTS", 4)
-    monkeypatch.setattr(offsite_s3, "PART_MEMORY", 32 * MiB)
+    monkeypatch.setattr(multipart, "MAX_PARTS", 4)
+    monkeypatch.setattr(multipart, "PART_MEMORY", 32 * MiB)
     peak = _put_measuring_heap(s3_endpoint(moto_s3, s3_bucket), "large-parts.ofi",
                                GeneratedSource(64 * MiB, seed=3))
     parts = moto_s3.client().head_object(Bucket=s3_bucket, PartNumber=1,
@@ -174,7 +175,7 @@ def test_large_parts_over_https_stream_from_the_source(moto_s3_tls: Any,
     # 20 MiB parts (an 80 MiB file in at most 4 parts) are more than four fit
     # in PART_MEMORY: over HTTPS each goes straight from the source, nothing
     # of it held (measured: 10 MiB; buffered, three at once: 132 MiB).
-    monkeypatch.setattr(offsite_s3, "MAX_PARTS", 4)
+    monkeypatch.setattr(multipart, "MAX_PARTS", 4)
     peak = _put_measuring_heap(_trusted(moto_s3_tls), "streamed.ofi",
                                GeneratedSource(80 * MiB, seed=5))
     client, key = moto_s3_tls.client(), "backups/nightly/streamed.ofi"
@@ -197,7 +198,7 @@ def test_parts_over_https_are_held_once(moto_s3_tls: Any) -> None:
 
 def test_a_streamed_upload_resumes_after_the_parts_that_arrived(
         moto_s3_tls: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(offsite_s3, "MAX_PARTS", 3)
+    monkeypatch.setattr(multipart, "MAX_PARTS", 3)
     step = 17 * MiB  # 3 parts of a 17 * 3 MiB file: streamed
     data = random_bytes(3 * step, seed=8)
     endpoint = _trusted(moto_s3_tls)
@@ -287,9 +288,9 @@ def test_checksums_offsite_computes_are_botocores(algorithm: str) -> None:
     data = random_bytes(3 * MiB + 5, seed=2)
     reference = getattr(httpchecksum, f"{algorithm.title()}Checksum")()
     reference.update(data)
-    assert offsite_s3._body_checksum(algorithm, data) == {
+    assert body_checksum(algorithm, data) == {
         f"Checksum{algorithm}": reference.b64digest()}
-    assert offsite_s3._body_checksum("CRC64NVME", data) == {}  # left to botocore
+    assert body_checksum("CRC64NVME", data) == {}  # left to botocore
 
 
 def test_checksum_option(moto_s3: Any, s3_bucket: str) -> None:
@@ -521,25 +522,17 @@ region = "{moto_s3.region}"
         assert result.exit_code == code, (result.stdout, result.stderr)
         return result
 
-    run("credentials", "set", "nightly.cloud", "--stdin", input=json.dumps(
-        {"access_key_id": moto_s3.access_key_id,
-         "secret_access_key": moto_s3.secret_access_key}))
-    vol = Volume(tmp_path / "vol.raw", 12 << 20, seed=4)
-    vol.image(dest, block_size=256 * 1024, compression="none")
-    for _ in range(3):
-        vol.scribble(3, 2 << 20)
-        vol.image(dest, compression="none")
-    out = run("run", "--json").stdout
-    assert moto_s3.secret_access_key not in out
-    keys = sorted(o["Key"] for o in moto_s3.client().list_objects_v2(
-        Bucket=s3_bucket)["Contents"])
-    assert keys == ["offsite/vol-b001-i003.ofi", "offsite/vol-b001.ofi"]
-    vol.scribble(1, 100_000)
-    vol.image(dest, compression="none")
-    run("run")
-    restored = tmp_path / "restored.raw"
-    run("restore", "nightly", "cloud", "vol-b001-i004.ofi", str(restored))
-    assert restored.read_bytes() == vol.states[4]
+    def at_target() -> list[str]:  # "../key" for a key outside the target's folder
+        listed = moto_s3.client().list_objects_v2(Bucket=s3_bucket)["Contents"]
+        return [posixpath.relpath(o["Key"], "offsite") for o in listed]
+
+    # Uncompressed 12 MiB, 2 MiB changes: the full and "1..3" go up as
+    # multipart uploads, incremental 4 as one PutObject.
+    vol = endtoend.replicate_consolidate_restore(
+        run, dest, tmp_path, at_target, target="cloud", size=12 << 20, block_size=256 << 10,
+        compression="none", change=2 << 20, last_change=100_000, seed=4,
+        credentials={"access_key_id": moto_s3.access_key_id,
+                     "secret_access_key": moto_s3.secret_access_key})
 
     # Someone overwrites the full at the target with other bytes of its size:
     # the ETag the journal kept no longer matches, so the next run puts it again.
@@ -548,6 +541,7 @@ region = "{moto_s3.region}"
     client.put_object(Bucket=s3_bucket, Key=full, Body=bytes(size))
     events = [json.loads(line) for line in run("run", "--json").stdout.splitlines()]
     assert [e["remote"] for e in events if e.get("event") == "upload-done"] == ["vol-b001.ofi"]
+    restored = tmp_path / "restored.raw"  # where that restored point 4 first
     restored.unlink()
     run("restore", "nightly", "cloud", "vol-b001-i004.ofi", str(restored))
     assert restored.read_bytes() == vol.states[4]

@@ -19,8 +19,7 @@ from click.testing import CliRunner
 from offsite.cli import cli
 from offsite.errors import AuthError, HostKeyRejected, PermissionDenied
 from offsite.session import Transport
-from offsite.testing import conformance
-from offsite.testing.images import Volume
+from offsite.testing import conformance, endtoend
 from offsite.testing.sources import random_bytes
 from offsite.transport import BytesSource, Endpoint
 
@@ -152,7 +151,7 @@ def test_requests_use_the_sizes_the_server_announces(sshd: Any, sftp_folder: str
     # cost a third more client CPU per byte. A large put must still arrive whole.
     from offsite.testing.sources import random_bytes
     from offsite.transport import BytesSource
-    from offsite_sftp import SAFE_REQUEST
+    from offsite_sftp.pipeline import SAFE_REQUEST
 
     endpoint = sftp_endpoint(sshd, sftp_folder)
     data = random_bytes(3 * 261120 + 12345)
@@ -172,7 +171,7 @@ def test_the_connection_is_tuned_for_request_and_answer(sshd: Any, sftp_folder: 
     import socket
 
     from offsite.transport import BytesSource
-    from offsite_sftp import MAX_IN_FLIGHT, MIN_IN_FLIGHT
+    from offsite_sftp.pipeline import MAX_IN_FLIGHT, MIN_IN_FLIGHT
 
     endpoint = sftp_endpoint(sshd, sftp_folder)
     with Transport.for_endpoint(endpoint).connect(endpoint) as session:
@@ -336,25 +335,9 @@ known_hosts = "{known}"
 
 def test_replicate_with_consolidation_and_restore(site: Callable[..., Any], sshd: Any,
                                                    sftp_folder: str, tmp_path: Path) -> None:
-    site("credentials", "set", "nightly.vault", "--stdin",
-         input=json.dumps({"password": sshd.password}))
-    vol = Volume(tmp_path / "vol.raw", 3 << 20, seed=5)
-    vol.image(site.dest, block_size=64 * 1024)  # type: ignore[attr-defined]
-    for _ in range(3):
-        vol.scribble(3, 200_000)
-        vol.image(site.dest)  # type: ignore[attr-defined]
-    out = site("run", "--json").stdout
-    done = [json.loads(line)["remote"] for line in out.splitlines() if '"upload-done"' in line]
-    assert sorted(done) == ["vol-b001-i003.ofi", "vol-b001.ofi"]
-    assert sorted(p.name for p in (sshd.root / sftp_folder).iterdir()) == [
-        "vol-b001-i003.ofi", "vol-b001.ofi"]
-    vol.scribble(1, 50_000)
-    vol.image(site.dest)  # type: ignore[attr-defined]
-    site("run")
-    restored = tmp_path / "restored.raw"
-    site("restore", "nightly", "vault", "vol-b001-i004.ofi", str(restored))
-    assert restored.read_bytes() == vol.states[4]
-    assert sshd.password not in out
+    endtoend.replicate_consolidate_restore(
+        site, site.dest, tmp_path,  # type: ignore[attr-defined]
+        lambda: os.listdir(sshd.root / sftp_folder), credentials={"password": sshd.password})
 
 
 def test_trust_host_key_asks_and_records(site: Callable[..., Any], sshd: Any) -> None:

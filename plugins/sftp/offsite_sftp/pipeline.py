@@ -1,0 +1,312 @@
+"""Pipelined SFTP reads and writes: many requests in flight, messages built by hand.
+
+paramiko's own ``SFTPFile`` reads and writes in 32 KiB requests, waits for
+all of them every 100, and copies every byte several times on its way
+through the SSH layers. Here a put keeps as many write requests unanswered
+as the link holds (:class:`PipelinedWriter`), a get keeps a bounded number
+of read requests ahead (:class:`PipelinedReader`), both as large as the
+server announces (:func:`request_sizes`), and each request goes to the SSH
+channel with one copy of its data (:func:`send_data`), through paramiko's
+channel windows and key exchanges.
+
+Both use paramiko's request plumbing (the request counter and the
+``_expecting`` table under ``_lock``, ``_read_response``,
+``_convert_status``), stable since paramiko 1.x and what its own
+``SFTPFile`` uses.
+"""
+
+from __future__ import annotations
+
+import collections
+import struct
+
+from offsite_sftp._paramiko import paramiko  # first: paramiko without invoke (see there)
+
+# isort: split
+from paramiko.common import cMSG_CHANNEL_DATA
+from paramiko.sftp import (
+    CMD_DATA,
+    CMD_EXTENDED,
+    CMD_EXTENDED_REPLY,
+    CMD_READ,
+    CMD_STATUS,
+    CMD_WRITE,
+    SFTP_EOF,
+)
+
+#: The write request size every SFTP server must accept (draft-ietf-secsh-filexfer).
+SAFE_REQUEST = 32 << 10
+#: Larger requests where the server announces them (OpenSSH: 255 KiB): measured
+#: here, 255 KiB requests cost 35% less client CPU per byte than 32 KiB ones.
+MAX_REQUEST = 1 << 20
+#: Bytes of write requests not yet answered before a put waits for answers:
+#: what the link holds (its round trip at :data:`LINK_RATE`), within these
+#: bounds. The server's SSH window (2 MiB for OpenSSH) bounds it too. More is
+#: not free: sshd grows its buffers step by step, by copying, to hold whatever
+#: a client sends ahead of what it has written, and flooding each fresh
+#: connection with the whole window cost its first put 80 ms here, on loopback,
+#: for no gain in speed.
+MIN_IN_FLIGHT, MAX_IN_FLIGHT = 1 << 20, 32 << 20
+#: The rate the in-flight bytes are sized for (bytes per second).
+LINK_RATE = 1 << 30
+#: Reads keep twice this many bytes asked for and not yet handed out (bounded memory).
+READ_AHEAD = 4 << 20
+
+
+def request_sizes(sftp: paramiko.SFTPClient) -> tuple[int, int]:
+    """The (write, read) request sizes to use: the server's announced maxima,
+    else 32 KiB.
+
+    OpenSSH answers the ``limits@openssh.com`` extension with its maximum
+    read and write lengths (255 KiB each). A server without it answers
+    "unsupported", and gets requests of the size every server must take.
+    """
+    try:
+        kind, msg = sftp._request(CMD_EXTENDED, "limits@openssh.com")
+    except (OSError, paramiko.SSHException):
+        return SAFE_REQUEST, SAFE_REQUEST
+    if kind != CMD_EXTENDED_REPLY:
+        return SAFE_REQUEST, SAFE_REQUEST
+    msg.get_int64()  # max packet length
+    read, write = msg.get_int64(), msg.get_int64()
+
+    def usable(announced: int) -> int:  # 0 means "no limit given"
+        return max(SAFE_REQUEST, min(announced, MAX_REQUEST)) if announced else SAFE_REQUEST
+
+    return usable(write), usable(read)
+
+
+# -- the wire -------------------------------------------------------------------
+
+
+class _Raw:
+    """An SSH message already in wire form (what paramiko's packetizer asks of one)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def asbytes(self) -> bytes:
+        return self.data
+
+
+def send_data(channel: paramiko.Channel, head: bytes, body: memoryview) -> None:
+    """Send ``head + body`` on ``channel`` as SSH_MSG_CHANNEL_DATA messages.
+
+    What ``Channel.sendall`` does, with one copy of the bytes instead of five
+    (message buffer, slices, concatenations) and one call per message: the
+    channel's window and maximum packet are honoured by paramiko's own
+    ``_wait_for_send_window``, and ``_send_user_message`` waits out a key
+    exchange as every paramiko sender does.
+    """
+    prefix = cMSG_CHANNEL_DATA + struct.pack(">I", channel.remote_chanid)
+    transport = channel.transport
+    first, view = head, body
+    while first or view:
+        with channel.lock:
+            if channel.closed:
+                raise EOFError("the SFTP channel is closed")
+            size = channel._wait_for_send_window(len(first) + len(view))
+        if size == 0:
+            raise EOFError("the SFTP channel is closed")
+        take = max(0, size - len(first))
+        parts = (prefix, struct.pack(">I", size), first[:size], view[:take])
+        transport._send_user_message(_Raw(b"".join(parts)))
+        first, view = first[size:], view[take:]
+
+
+def _recv_exact(channel: paramiko.Channel, n: int) -> bytes:
+    parts = []
+    while n > 0:
+        got = channel.recv(n)
+        if not got:
+            raise EOFError("the SFTP channel closed")
+        parts.append(got)
+        n -= len(got)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _read_answer(channel: paramiko.Channel) -> tuple[int, int, memoryview]:
+    """One SFTP answer: (request number, type, the rest), read with one copy."""
+    (length,) = struct.unpack(">I", _recv_exact(channel, 4))
+    body = memoryview(_recv_exact(channel, length))
+    kind, num = body[0], struct.unpack_from(">I", body, 1)[0]
+    return num, kind, body[5:]
+
+
+# -- reads ----------------------------------------------------------------------
+
+
+class PipelinedReader:
+    """Reads a remote file with many read requests in flight, handing answers out in order.
+
+    Requests of the server's read size go out until :data:`READ_AHEAD` x 2
+    bytes are asked for and not yet handed out; each answer is read from the
+    channel with one copy and handed out as slices of it. paramiko's ``readv``
+    joined every answer from its 32 KiB channel pieces by repeated
+    concatenation and copied it three more times on its way out.
+
+    The reader owns the SFTP session's answers while it reads: nothing else
+    uses the session meanwhile, and an answer paramiko meets after an early
+    close (an unknown request number) is one it skips.
+    """
+
+    def __init__(self, f: paramiko.SFTPFile, offset: int, size: int, request: int) -> None:
+        self._f, self._sftp, self._handle = f, f.sftp, f.handle
+        self._next, self._size, self._request = offset, size, request
+        self._asked: collections.deque[tuple[int, int, int]] = collections.deque()
+        self._answers: dict[int, tuple[int, memoryview]] = {}
+        self._in_flight = 0
+        self._current = memoryview(b"")
+        self._eof = False
+
+    def _ask(self) -> None:
+        while self._next < self._size and self._in_flight < 2 * READ_AHEAD:
+            self._request_range(self._next, min(self._request, self._size - self._next))
+            self._next += self._asked[-1][2]
+
+    def _request_range(self, offset: int, length: int, *, first: bool = False) -> None:
+        sftp = self._sftp
+        with sftp._lock:  # the request counter is shared with other requests
+            num = sftp.request_number
+            sftp.request_number += 1
+        handle = self._handle
+        # SSH_FXP_READ: length, type, id, string handle, uint64 offset, uint32 length
+        msg = (struct.pack(">IBII", 21 + len(handle), CMD_READ, num, len(handle)) + handle
+               + struct.pack(">QI", offset, length))
+        send_data(sftp.sock, msg, memoryview(b""))
+        if first:
+            self._asked.appendleft((num, offset, length))
+        else:
+            self._asked.append((num, offset, length))
+        self._in_flight += length
+
+    def _piece(self) -> bool:
+        """Make the next answer current; False at the end."""
+        self._ask()
+        while self._asked and not self._eof:
+            num, offset, length = self._asked[0]
+            while num not in self._answers:
+                got, kind, body = _read_answer(self._sftp.sock)
+                self._answers[got] = (kind, body)
+            kind, body = self._answers.pop(num)
+            self._asked.popleft()
+            self._in_flight -= length
+            if kind == CMD_STATUS:
+                code = struct.unpack_from(">I", body)[0]
+                if code != SFTP_EOF:
+                    self._sftp._convert_status(paramiko.Message(bytes(body)))
+                self._eof = True  # the file ended early: it shrank since it was opened
+                return False
+            if kind != CMD_DATA:
+                raise paramiko.SFTPError(f"expected data for a read, got type {kind}")
+            n = struct.unpack_from(">I", body)[0]
+            if n == 0:  # neither data nor the end: a server fault, not a reason to loop
+                raise paramiko.SFTPError(f"the server answered a read at {offset} with no data")
+            if n < length:  # a short answer: ask again for the rest, next in line
+                self._request_range(offset + n, length - n, first=True)
+            self._current = body[4:4 + n]
+            self._ask()
+            return True
+        return False
+
+    def read(self, n: int = -1, /) -> bytes:
+        parts: list[memoryview] = []
+        want = n if n is not None and n >= 0 else self._size
+        while want > 0:
+            if not self._current and not self._piece():
+                break
+            take = self._current[:want]
+            parts.append(take)
+            want -= len(take)
+            self._current = self._current[len(take):]
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+# -- writes ---------------------------------------------------------------------
+
+
+class PipelinedWriter:
+    """Writes one remote file with many requests in flight, reading answers as they come.
+
+    paramiko's own pipelined ``SFTPFile.write`` sends 32 KiB requests and,
+    once 100 are unanswered, waits for *all* of them: the link drains to
+    empty every 3 MiB. Here requests are as large as the server allows, and
+    only as many answers are awaited as it takes to get back under
+    ``in_flight`` bytes (what the link holds), so the link stays busy.
+
+    Each request is built once and goes to the channel as SSH data messages
+    without paramiko's per-layer copies (:func:`send_data`): measured, 10%
+    more throughput and 12% less CPU per byte on a 1 GiB put.
+
+    Answers arrive through :meth:`_async_response`, in whatever order the
+    server sends them.
+    """
+
+    def __init__(self, sftp: paramiko.SFTPClient, handle: bytes, offset: int,
+                 request_size: int, in_flight: int) -> None:
+        self._sftp, self._handle, self._pos = sftp, handle, offset
+        self._request_size, self._limit = request_size, in_flight
+        self._sizes: dict[int, int] = {}  # request number -> bytes not yet answered
+        self._starts: dict[int, int] = {}  # request number -> its offset in the file
+        self._in_flight = 0
+        self._error: BaseException | None = None
+
+    @property
+    def answered(self) -> int:
+        """Where the bytes the server has confirmed end without a gap: what a
+        resume may trust (a later write may have landed before an earlier
+        one, or failed)."""
+        return min(self._starts.values(), default=self._pos)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        for start in range(0, len(view), self._request_size):
+            piece = view[start:start + self._request_size]
+            sftp = self._sftp
+            with sftp._lock:  # the request counter is shared with other requests
+                num = sftp.request_number
+                sftp.request_number += 1
+                sftp._expecting[num] = self
+            self._sizes[num] = len(piece)
+            self._starts[num] = self._pos
+            handle = self._handle
+            # SSH_FXP_WRITE: length, type, id, string handle, uint64 offset, string data
+            head = struct.pack(">IBII", 21 + len(handle) + len(piece), CMD_WRITE, num,
+                               len(handle)) + handle + struct.pack(">QI", self._pos, len(piece))
+            send_data(sftp.sock, head, piece)
+            self._pos += len(piece)
+            self._in_flight += len(piece)
+            self._await(self._limit)
+
+    def finish(self) -> None:
+        """Wait for every answer; raise the first error the server reported."""
+        self._await(0)
+
+    def _await(self, limit: int) -> None:
+        while self._in_flight > limit and self._error is None:
+            self._sftp._read_response()  # one answer, handed to _async_response
+        if self._error is not None:
+            raise self._error
+
+    def _async_response(self, kind: int, msg: paramiko.Message, num: int) -> None:
+        # Called by paramiko for each answer to a request made with ``self``.
+        self._in_flight -= self._sizes.pop(num, 0)
+        if self._error is not None:
+            return
+        try:
+            if kind != CMD_STATUS:
+                raise paramiko.SFTPError(f"expected a status for a write, got type {kind}")
+            self._sftp._convert_status(msg)
+        except (OSError, EOFError, paramiko.SFTPError) as exc:
+            self._error = exc  # its offset stays unanswered: a resume starts there
+            return
+        self._starts.pop(num, None)
+
+
+__all__ = ["LINK_RATE", "MAX_IN_FLIGHT", "MAX_REQUEST", "MIN_IN_FLIGHT", "READ_AHEAD",
+           "SAFE_REQUEST", "PipelinedReader", "PipelinedWriter", "request_sizes", "send_data"]
