@@ -1,6 +1,7 @@
 """Benchmark: offsite image create/consolidate against the raw limits, side by side.
 
     python bench/image.py [--size 2G] [--runs 5] [--big 8G] [--workdir DIR]
+                          [--only consolidate|create]
 
 Builds a volume of --size (1 MiB blocks: 15% zero, 45% compressible text,
 40% random), images it, then makes 3 incrementals, each rewriting 10-30% of
@@ -9,7 +10,11 @@ the order every round:
 
 * ``offsite image consolidate i1 i2 i3 -o out`` against ``cat i1 i2 i3 > out``
   (the raw copy limit), and against ``cat … > out && sync out``, since offsite
-  fsyncs what it writes and cat does not;
+  fsyncs what it writes and cat does not; then the same for the full and the
+  three incrementals (``consolidate full i1 i2 i3``, a synthetic full: the
+  case issue 21 names). The inputs are in the page cache (just written) for
+  every command alike, and the page cache is written back (untimed) before
+  each, so no command pays for what an earlier one left dirty;
 * ``offsite image create vol dest`` (a full image) against ``zstd -3`` of the
   same volume, ``zstd -3 && sync`` (offsite fsyncs its image) and
   ``zstd -3 -T2``, which uses both cores as offsite does.
@@ -30,11 +35,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import measure
 
 MiB = measure.MiB
+Row = measure.Row
 OFFSITE = measure.OFFSITE
 
 
@@ -107,7 +114,7 @@ def median_table(title: str, results: dict[str, list[tuple[float, int]]], base: 
               f"  x{med / ref:4.2f} of {base:10}  peak RSS {max(r for _, r in rows):4d} MiB")
 
 
-def bench(work: Path, total: int, runs: int) -> None:
+def bench(work: Path, total: int, runs: int, only: str = "") -> None:
     vol = work / "volume.raw"
     dest = work / "dest"
     print(f"building a {total / 2**30:.1f} GiB volume in {work} …", flush=True)
@@ -124,21 +131,23 @@ def bench(work: Path, total: int, runs: int) -> None:
     out = work / "out"
     cons: dict[str, list[tuple[float, int]]] = {"cat": [], "cat + sync": [],
                                                 "offsite image consolidate": []}
+    with_full = [dest / "vol-b001.ofi", *incs]
+    synth: dict[str, list[tuple[float, int]]] = {"cat": [], "cat + sync": [],
+                                                 "offsite image consolidate": []}
     create: dict[str, list[tuple[float, int]]] = {
         "zstd -3": [], "zstd -3 + sync": [], "zstd -3 -T2": [],
         "offsite image create (full)": []}
     full_dest = work / "full"
-    quoted = " ".join(map(str, incs))
     for r in range(runs):
-        steps = [
-            ("cat", lambda: run(f"cat {quoted} > {out}", shell=True)),
-            ("cat + sync", lambda: run(f"cat {quoted} > {out} && sync {out}", shell=True)),
-            ("offsite image consolidate",
-             lambda: run([OFFSITE, "image", "consolidate", *map(str, incs), "-o", str(out)])),
-        ]
-        for name, step in steps if r % 2 == 0 else reversed(steps):
-            drop(out)
-            cons[name].append(step())
+        for inputs, results in ((incs, cons), (with_full, synth)) if only != "create" else ():
+            steps = consolidate_steps(inputs, out)
+            for name, step in steps if r % 2 == 0 else reversed(steps):
+                drop(out)
+                os.sync()  # untimed: no write-back left over from before (the volume's, a cat's)
+                results[name].append(step())
+        if only == "consolidate":
+            print(f"  round {r + 1}/{runs} done", flush=True)
+            continue
         csteps = [
             ("zstd -3", lambda: run(["zstd", "-3", "-q", "-f", str(vol), "-o", str(out)])),
             ("zstd -3 + sync",
@@ -154,11 +163,37 @@ def bench(work: Path, total: int, runs: int) -> None:
             create[name].append(step())
         print(f"  round {r + 1}/{runs} done", flush=True)
     drop(out)
-    full = next(full_dest.glob("*.ofi"))
-    print(f"full image {full.stat().st_size / MiB:.0f} MiB of a {total / MiB:.0f} MiB volume")
-    median_table(f"consolidate 3 incrementals ({runs} runs)", cons, "cat")
-    median_table(f"create a full image of {total / 2**30:.1f} GiB ({runs} runs)", create,
-                 "zstd -3")
+    if only != "create":
+        outputs = []
+        for inputs in (incs, with_full):
+            run([OFFSITE, "image", "consolidate", *map(str, inputs), "-o", str(out)])
+            outputs.append(f"{out.stat().st_size / MiB:.0f}")
+            drop(out)
+        print(f"consolidations: {' and '.join(outputs)} MiB"
+              f" (the full: {with_full[0].stat().st_size / MiB:.0f} MiB)")
+        median_table(f"consolidate 3 incrementals ({runs} runs)", cons, "cat")
+        median_table(f"consolidate the full and 3 incrementals ({runs} runs)", synth, "cat")
+        for title, results in (("3 incrementals", cons), ("full + 3", synth)):
+            med = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
+            off = med["offsite image consolidate"]
+            print(f"  {title}: offsite/cat {off / med['cat']:.2f},"
+                  f" offsite/(cat + sync) {off / med['cat + sync']:.2f}  (goal <= 1.2)")
+    if only != "consolidate":
+        full = next(full_dest.glob("*.ofi"))
+        print(f"full image {full.stat().st_size / MiB:.0f} MiB of a {total / MiB:.0f} MiB volume")
+        median_table(f"create a full image of {total / 2**30:.1f} GiB ({runs} runs)", create,
+                     "zstd -3")
+
+
+def consolidate_steps(inputs: list[Path], out: Path) -> list[tuple[str, Callable[[], Row]]]:
+    """``offsite image consolidate`` of ``inputs``, and cat with and without sync."""
+    quoted = " ".join(map(str, inputs))
+    return [
+        ("cat", lambda: run(f"cat {quoted} > {out}", shell=True)),
+        ("cat + sync", lambda: run(f"cat {quoted} > {out} && sync {out}", shell=True)),
+        ("offsite image consolidate",
+         lambda: run([OFFSITE, "image", "consolidate", *map(str, inputs), "-o", str(out)])),
+    ]
 
 
 def rss_only(work: Path, total: int) -> None:
@@ -184,11 +219,13 @@ def main() -> None:
     parser.add_argument("--runs", default=5, type=int)
     parser.add_argument("--big", default="", help="also show peak RSS at this volume size")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--only", choices=("consolidate", "create"), default="",
+                        help="time only consolidate (or create) against its raw limit")
     args = parser.parse_args()
     ensure_zstd()
     work = Path(tempfile.mkdtemp(prefix="offsite-bench-", dir=args.workdir))
     try:
-        bench(work, args.size, args.runs)
+        bench(work, args.size, args.runs, args.only)
         if args.big:
             rss_only(work, size(args.big))
     finally:

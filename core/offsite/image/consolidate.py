@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from offsite.durable import publish
+from offsite.durable import WriteBehind, publish
 from offsite.errors import CorruptImage
 from offsite.image.chain import check_segment
 from offsite.image.format import (
@@ -178,7 +178,9 @@ class Consolidation:
 
         The fast path for a local file: payloads are copied inside the kernel
         (``copy_file_range``) while a second thread checks their SHA-256 from
-        the page cache; the file is published only if every check passed.
+        the page cache, and the disk writes them as they come
+        (:class:`~offsite.durable.WriteBehind`) rather than all at the fsync;
+        the file is published only if every check passed.
 
         :raises FileExistsError: ``output`` exists (nothing is overwritten).
         :raises CorruptImage: an input payload is damaged (nothing is written).
@@ -194,8 +196,10 @@ class Consolidation:
                 out.write(self.header)
                 out.flush()
                 fd = out.fileno()
+                behind = WriteBehind(fd, len(self.header))
                 for reader, entry in merge(self.readers):
                     reader.copy_payload(entry, fd)
+                    behind.wrote(entry.length)
                 for piece in self._index():
                     out.write(piece)
                 digest = footer_digest(self.header, self._index(), self.index_offset, self.count)
