@@ -309,6 +309,12 @@ def get(conn: Connection, path: str, offset: int) -> Readable | None:
     Errors raised while reading from the stream are translated like any
     other.
 
+    Optionally the stream has ``skip(n) -> int``: drop the next ``n`` bytes
+    more cheaply than reading them (e.g. by not asking for them), returning
+    how many were dropped (fewer only at the end). A restore then jumps
+    over the blocks it does not need on the stream it has, instead of
+    reading them or opening a new one.
+
     An ``offset`` at the end of the file or past it is not an error: return
     a stream whose first ``read`` returns ``b""`` (an HTTP server's 416 Range
     Not Satisfiable, for one, means exactly that).
@@ -317,7 +323,8 @@ def get(conn: Connection, path: str, offset: int) -> Readable | None:
     :param path: the remote path (normalised, relative to the folder).
     :param offset: the first byte wanted (0 for the whole file); may be at
         or past the end.
-    :returns: an object with ``read(size)`` and ``close()``; empty from an
+    :returns: an object with ``read(size)`` and ``close()`` (and perhaps
+        ``skip(n)``); empty from an
         offset at or past the end.
     :raises NotFound: there is no file at ``path``.
     :raises PermissionDenied: it cannot be read.

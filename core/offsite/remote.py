@@ -6,23 +6,22 @@ reads by offset (``pread``), in forward runs: the header, the footer, then
 the index and the payloads, each from its start onwards.
 :class:`RemoteAccess` serves those reads from open streams: a read where a
 stream of the file stands continues it, a short gap forward (up to
-:data:`SKIP`) is read and dropped, anything else opens a new stream at the
-offset. A read holds no more than it returns (at most one payload) plus a
+:data:`SKIP`) is read and dropped, a longer one too where the plugin's
+stream skips without reading (its optional ``skip``: offsite-sftp drops the
+requests in the gap), anything else opens a new stream at the offset. A
+read holds no more than it returns (at most one payload) plus a
 :data:`PIECE` while it skips.
 
 The streams of one session live in one :class:`Streams`, shared by every
 file read through it: at most ``limit`` open at once, the least recently
 used closed first, all closed by :meth:`Streams.close`. The limit is one by
 default because the contract does not promise that a connection serves two
-open streams at once, and offsite-sftp's does not: its streams take their
-answers off the one SFTP channel, so opening or reading a second one while
-the first has reads in flight swallows the first one's answers, and the
-first waits forever. One stream per session costs a new ``get`` at each
+open streams at once. One stream per session costs a new ``get`` at each
 switch between index and payloads, or between images; the readers keep
 those rare (the index is read 4096 entries at a time, a restore merges in
-rounds, see :mod:`offsite.image.restore`). Where a caller knows its
-connection serves several, a larger limit lets each forward run keep a
-stream of its own.
+rounds, see :mod:`offsite.image.restore`; measured on SFTP, a larger limit
+sent no fewer bytes). Where a caller knows its connection serves several,
+a larger limit lets each forward run keep a stream of its own.
 
 Not thread-safe: one reader at a time per :class:`Streams`.
 """
@@ -38,6 +37,8 @@ from offsite.transport import Readable
 #: new ``get``: cheaper than a request and its round trips (and, over SFTP,
 #: the read-ahead a new stream asks for).
 SKIP = 1 << 20
+#: Any forward gap, for a stream that skips without reading.
+FAR = 1 << 62
 #: The most a skip holds at once.
 PIECE = 64 << 10
 
@@ -73,8 +74,20 @@ class _Stream:
         self.position += got
         return b"".join(parts)
 
+    @property
+    def horizon(self) -> int:
+        """How far forward this stream is worth skipping to rather than
+        opening a new one: anywhere where the plugin's stream skips without
+        reading (the session's ``can_skip``), else :data:`SKIP`."""
+        return FAR if getattr(self.stream, "can_skip", False) else SKIP
+
     def skip(self, length: int) -> bool:
-        """Read and drop ``length`` bytes; False if the stream ended first."""
+        """Drop ``length`` bytes (read and dropped, unless the plugin's stream
+        skips by itself); False if the stream ended first."""
+        if getattr(self.stream, "can_skip", False):
+            skipped: int = self.stream.skip(length)  # type: ignore[attr-defined]
+            self.position += skipped
+            return skipped == length
         while length:
             dropped = len(self.read(min(length, PIECE)))
             if not dropped:
@@ -119,7 +132,7 @@ class Streams:
         best: _Stream | None = None
         for candidate in self._open.values():
             if (candidate.owner is owner and candidate.position <= offset
-                    <= candidate.position + SKIP
+                    <= candidate.position + candidate.horizon
                     and (best is None or candidate.position > best.position)):
                 best = candidate
         if best is not None:

@@ -353,6 +353,22 @@ class _ReadStream(io.RawIOBase):
         except Exception as exc:
             raise self._translate(exc) from exc
 
+    @property
+    def can_skip(self) -> bool:
+        """Whether the plugin's stream skips forward cheaper than reading (see ``get``)."""
+        return callable(getattr(self._stream, "skip", None))
+
+    def skip(self, size: int, /) -> int:
+        """Drop the next ``size`` bytes through the plugin's ``skip``; how many
+        were dropped (fewer only at the end). Only where :attr:`can_skip`."""
+        try:
+            skipped: int = self._stream.skip(size)  # type: ignore[attr-defined]
+        except OffsiteError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        return skipped
+
     def close(self) -> None:
         if not self.closed:
             try:

@@ -51,6 +51,11 @@ MIN_IN_FLIGHT, MAX_IN_FLIGHT = 1 << 20, 32 << 20
 LINK_RATE = 1 << 30
 #: Reads keep twice this many bytes asked for and not yet handed out (bounded memory).
 READ_AHEAD = 4 << 20
+#: A new read stream asks this much first, then twice as much after every
+#: answer it hands out, up to READ_AHEAD x 2: a stream that reads a header
+#: or an index and is closed (a restore opens dozens) does not leave
+#: megabytes asked for, which must still cross the link and be drained.
+FIRST_ASK = 64 << 10
 
 
 def request_sizes(sftp: paramiko.SFTPClient) -> tuple[int, int]:
@@ -142,14 +147,20 @@ class PipelinedReader:
     """Reads a remote file with many read requests in flight, handing answers out in order.
 
     Requests of the server's read size go out until :data:`READ_AHEAD` x 2
-    bytes are asked for and not yet handed out; each answer is read from the
+    bytes are asked for and not yet handed out (a new stream starts at
+    :data:`FIRST_ASK` and doubles); each answer is read from the
     channel with one copy and handed out as slices of it. paramiko's ``readv``
     joined every answer from its 32 KiB channel pieces by repeated
     concatenation and copied it three more times on its way out.
 
-    The reader owns the SFTP session's answers while it reads: nothing else
-    uses the session meanwhile, and an answer paramiko meets after an early
-    close (an unknown request number) is one it skips.
+    Several readers (and paramiko's own requests: an ``open``, a ``stat``)
+    may share one SFTP session, used in turns from one thread: every read
+    request is entered in paramiko's table of expected answers
+    (``_expecting``) under the reader, so whoever reads an answer off the
+    channel hands it to its reader (:meth:`_route`), and a reader waiting for
+    its own keeps the others' for them. What a reader holds for itself is
+    bounded by its own requests in flight. An answer to a closed reader's
+    request is no longer expected, and is skipped.
     """
 
     def __init__(self, f: paramiko.SFTPFile, offset: int, size: int, request: int) -> None:
@@ -158,19 +169,22 @@ class PipelinedReader:
         self._asked: collections.deque[tuple[int, int, int]] = collections.deque()
         self._answers: dict[int, tuple[int, memoryview]] = {}
         self._in_flight = 0
+        self._ahead = FIRST_ASK  # what may be asked for and not yet handed out
         self._current = memoryview(b"")
         self._eof = False
 
     def _ask(self) -> None:
-        while self._next < self._size and self._in_flight < 2 * READ_AHEAD:
-            self._request_range(self._next, min(self._request, self._size - self._next))
-            self._next += self._asked[-1][2]
+        while self._next < self._size and self._in_flight < self._ahead:
+            length = min(self._request, self._ahead, self._size - self._next)
+            self._request_range(self._next, length)
+            self._next += length
 
     def _request_range(self, offset: int, length: int, *, first: bool = False) -> None:
         sftp = self._sftp
         with sftp._lock:  # the request counter is shared with other requests
             num = sftp.request_number
             sftp.request_number += 1
+            sftp._expecting[num] = self
         handle = self._handle
         # SSH_FXP_READ: length, type, id, string handle, uint64 offset, uint32 length
         msg = (struct.pack(">IBII", 21 + len(handle), CMD_READ, num, len(handle)) + handle
@@ -188,11 +202,11 @@ class PipelinedReader:
         while self._asked and not self._eof:
             num, offset, length = self._asked[0]
             while num not in self._answers:
-                got, kind, body = _read_answer(self._sftp.sock)
-                self._answers[got] = (kind, body)
+                self._route(*_read_answer(self._sftp.sock))
             kind, body = self._answers.pop(num)
             self._asked.popleft()
             self._in_flight -= length
+            self._ahead = min(2 * READ_AHEAD, 2 * self._ahead)
             if kind == CMD_STATUS:
                 code = struct.unpack_from(">I", body)[0]
                 if code != SFTP_EOF:
@@ -223,7 +237,62 @@ class PipelinedReader:
             self._current = self._current[len(take):]
         return b"".join(parts)
 
+    def skip(self, n: int, /) -> int:
+        """Drop the next ``n`` bytes; how many were dropped (fewer only at the end).
+
+        Requests that lie wholly in the gap are dropped unread (their answers,
+        when they come, are nobody's and are skipped), and the next ones are
+        asked from past it: a jump forward costs no more than what was
+        already on its way, where a new stream would cost that, a round trip
+        and a fresh start of the read-ahead.
+        """
+        done = min(n, len(self._current))
+        self._current = self._current[done:]
+        while done < n and self._asked and self._asked[0][2] <= n - done:
+            num, _offset, length = self._asked.popleft()
+            self._in_flight -= length
+            self._answers.pop(num, None)
+            with self._sftp._lock:
+                self._sftp._expecting.pop(num, None)
+            done += length
+        if done < n and not self._asked:
+            jump = max(0, min(n - done, self._size - self._next))
+            self._next += jump
+            done += jump
+        while done < n:  # the rest lies inside one request: read it and drop it
+            got = len(self.read(n - done))
+            if not got:
+                break
+            done += got
+        return done
+
+    def _route(self, num: int, kind: int, body: memoryview) -> None:
+        """Hand an answer read off the channel to whoever asked for it."""
+        sftp = self._sftp
+        with sftp._lock:
+            owner = sftp._expecting.pop(num, None)
+        if isinstance(owner, PipelinedReader):
+            owner._answers[num] = (kind, body)
+        elif owner is not None and owner is not type(None):
+            # a writer's, or a paramiko file's: its own handler (paramiko
+            # enters its synchronous requests as ``type(None)``)
+            msg = paramiko.Message(struct.pack(">I", num) + bytes(body))
+            msg.get_int()
+            owner._async_response(kind, msg, num)
+        # else: an answer to a closed reader's request: skipped
+
+    def _async_response(self, kind: int, msg: paramiko.Message, num: int) -> None:
+        # paramiko's hand-over, while it waits for another request's answer
+        # (an ``open`` of another file, a ``stat``): keep it for later.
+        self._answers[num] = (kind, memoryview(msg.asbytes())[4:])
+
     def close(self) -> None:
+        sftp = self._sftp
+        with sftp._lock:  # answers still on their way are no longer anyone's
+            for num, _, _ in self._asked:
+                sftp._expecting.pop(num, None)
+        self._asked.clear()
+        self._answers.clear()
         self._f.close()
 
 
@@ -308,5 +377,5 @@ class PipelinedWriter:
         self._starts.pop(num, None)
 
 
-__all__ = ["LINK_RATE", "MAX_IN_FLIGHT", "MAX_REQUEST", "MIN_IN_FLIGHT", "READ_AHEAD",
+__all__ = ["FIRST_ASK", "LINK_RATE", "MAX_IN_FLIGHT", "MAX_REQUEST", "MIN_IN_FLIGHT", "READ_AHEAD",
            "SAFE_REQUEST", "PipelinedReader", "PipelinedWriter", "request_sizes", "send_data"]

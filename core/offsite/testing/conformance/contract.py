@@ -52,6 +52,8 @@ RESUME_TRUTH = ("contract: a resumed put trusts only what the target really hold
                 "partial file shorter, longer or gone, or a token of another file, still "
                 "gives the source's bytes, resumed no further than the target holds")
 GET_PAST_END = "contract: get at or past the end of a file returns an empty stream"
+SKIP = ("contract: a get stream's optional skip(n) drops exactly the next n bytes "
+        "(fewer only at the end) and reading goes on right after them")
 LIST_ESCAPES = ("contract: names that need escaping in URLs and shells (% # + & = ' @ $ [ ] "
                 "; , ~ ! and spaces) round-trip")
 DELETE_FOLDER = "contract: delete of a folder's path raises NotFound and removes nothing"

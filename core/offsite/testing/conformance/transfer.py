@@ -27,6 +27,7 @@ from offsite.testing.conformance.contract import (
     RESUME,
     RESUME_TRUTH,
     ROUNDTRIP,
+    SKIP,
     STREAMING,
     THREADS,
     TOKEN,
@@ -94,6 +95,27 @@ class PutGetTests:
         seen: list[int] = []
         session.put("empty.ofi", BytesSource(b""), on_progress=seen.append)
         assert seen and seen[-1] == 0, PROGRESS
+
+    def test_skip_when_the_stream_offers_it(self, session: Session, large_size: int) -> None:
+        data = random_bytes(large_size, seed=11)
+        session.put("skip/file.bin", BytesSource(data))
+        with session.get("skip/file.bin") as probe:
+            if not getattr(probe, "can_skip", False):
+                pytest.skip("the plugin's get streams have no skip (optional)")
+        # Gaps inside the piece at hand, across many read requests, of
+        # nothing, and past the end, between reads of uneven sizes.
+        steps = [(0, 1000), (10, 5000), (0, 0), (200_000, 70_000), (1 << 20, 1),
+                 (3, 300_000), (len(data), 10)]
+        with session.get("skip/file.bin", 7) as stream:
+            at = 7
+            for gap, length in steps:
+                skipped = stream.skip(gap)  # type: ignore[attr-defined]
+                assert skipped == min(gap, len(data) - at), SKIP
+                at += skipped
+                got = stream.read(length)
+                assert got == data[at:at + length], SKIP
+                at += len(got)
+            assert at == len(data) and stream.read(1) == b"", SKIP
 
     def test_get_missing_raises_not_found(self, session: Session) -> None:
         with pytest.raises(NotFound) as caught:
