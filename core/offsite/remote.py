@@ -29,6 +29,7 @@ Not thread-safe: one reader at a time per :class:`Streams`.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Protocol
 
 from offsite.transport import Readable
@@ -126,6 +127,13 @@ class Streams:
             self._close(stream)
         return data
 
+    def plan(self, owner: RemoteAccess, ranges: Sequence[tuple[int, int]]) -> None:
+        """Hand ``ranges`` (forward, in file order) to the stream that will
+        read them, where the plugin's stream takes a plan (``want``)."""
+        stream = self._stream(owner, ranges[0][0])
+        if getattr(stream.stream, "can_want", False):
+            stream.stream.want(ranges)  # type: ignore[attr-defined]
+
     def _stream(self, owner: RemoteAccess, offset: int) -> _Stream:
         """A stream of ``owner``'s file standing at ``offset``: one that stands
         there or a little before it, else a new one."""
@@ -190,6 +198,14 @@ class RemoteAccess:
         if not length:
             return b""  # no stream for nothing: zero blocks, reads past the end
         return self.streams.read(self, length, offset)
+
+    def will_read(self, ranges: Sequence[tuple[int, int]]) -> None:
+        """Say that ``(offset, length)`` ranges of the file, in file order, are
+        read next: a stream that can (its optional ``want``) asks for just
+        those, not the bytes between them. Nothing is read here."""
+        ranges = [(o, n) for o, n in ranges if n > 0 and o < self.size]
+        if ranges:
+            self.streams.plan(self, ranges)
 
     def close(self) -> None:
         """Close this file's streams (the others stay open)."""

@@ -369,6 +369,21 @@ class _ReadStream(io.RawIOBase):
             raise self._translate(exc) from exc
         return skipped
 
+    @property
+    def can_want(self) -> bool:
+        """Whether the plugin's stream takes a plan of the ranges read next (see ``get``)."""
+        return callable(getattr(self._stream, "want", None))
+
+    def want(self, ranges: Sequence[tuple[int, int]], /) -> None:
+        """Tell the plugin's stream the ``(offset, length)`` ranges read next,
+        in order. Only where :attr:`can_want`."""
+        try:
+            self._stream.want(ranges)  # type: ignore[attr-defined]
+        except OffsiteError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
     def close(self) -> None:
         if not self.closed:
             try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -317,6 +317,18 @@ class ImageReader:
                                file=self.name, offset=self.size - FOOTER.size + 16)
 
     # -- payloads ------------------------------------------------------------
+
+    def will_read(self, entries: Sequence[Entry]) -> None:
+        """Say that the payloads of ``entries`` (in file order) are read next.
+
+        Where the source can use it (a remote file whose stream asks for
+        ranges, see :meth:`offsite.remote.RemoteAccess.will_read`), only
+        those bytes are fetched, not the blocks between them; elsewhere it
+        does nothing. Reading anything else afterwards still works.
+        """
+        plan = getattr(self.source, "will_read", None)
+        if plan is not None:
+            plan([(e.offset, e.length) for e in entries if e.length and not e.zero])
 
     def stored(self, entry: Entry, *, check: bool = True) -> bytes:
         """The stored (possibly compressed) bytes of ``entry``, checksum checked."""

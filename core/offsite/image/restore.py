@@ -131,6 +131,7 @@ def restore_readers(readers: Sequence[ImageReader], output: Path, *,
             decompressor = zstandard.ZstdDecompressor()
             for run in rounds(readers):
                 for reader, entries in run:
+                    reader.will_read(entries)
                     for entry in entries:
                         if entry.zero and not device:
                             continue

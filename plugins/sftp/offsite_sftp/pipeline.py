@@ -18,6 +18,7 @@ Both use paramiko's request plumbing (the request counter and the
 from __future__ import annotations
 
 import collections
+import collections.abc
 import struct
 
 from offsite_sftp._paramiko import paramiko  # first: paramiko without invoke (see there)
@@ -165,19 +166,48 @@ class PipelinedReader:
 
     def __init__(self, f: paramiko.SFTPFile, offset: int, size: int, request: int) -> None:
         self._f, self._sftp, self._handle = f, f.sftp, f.handle
-        self._next, self._size, self._request = offset, size, request
+        self._size, self._request = size, request
+        self._pos = offset  # the file offset of the next byte handed out
+        self._next = offset  # where asking goes on when there is no plan
+        #: Ranges the caller said it reads next (``want``), not yet asked for;
+        #: while a plan is given, nothing beyond it is asked speculatively.
+        self._plan: collections.deque[tuple[int, int]] = collections.deque()
+        self._planned = False
         self._asked: collections.deque[tuple[int, int, int]] = collections.deque()
         self._answers: dict[int, tuple[int, memoryview]] = {}
         self._in_flight = 0
         self._ahead = FIRST_ASK  # what may be asked for and not yet handed out
-        self._current = memoryview(b"")
+        self._current = memoryview(b"")  # bytes from _pos on
         self._eof = False
 
+    def want(self, ranges: collections.abc.Sequence[tuple[int, int]], /) -> None:
+        """The ``(offset, length)`` ranges the caller reads next, in file order
+        (skipping between them): from now on only those are asked for."""
+        for offset, length in ranges:
+            # What is asked for already (up to _next) is not asked again.
+            start, end = max(offset, self._next), min(offset + length, self._size)
+            if start < end:
+                self._plan.append((start, end - start))
+        self._planned = True
+        self._ask()
+
     def _ask(self) -> None:
-        while self._next < self._size and self._in_flight < self._ahead:
-            length = min(self._request, self._ahead, self._size - self._next)
-            self._request_range(self._next, length)
-            self._next += length
+        while self._in_flight < self._ahead:
+            if self._plan:
+                offset, length = self._plan[0]
+                take = min(self._request, self._ahead, length)
+                if take == length:
+                    self._plan.popleft()
+                else:
+                    self._plan[0] = (offset + take, length - take)
+                self._request_range(offset, take)
+                self._next = offset + take
+            elif not self._planned and self._next < self._size:
+                length = min(self._request, self._ahead, self._size - self._next)
+                self._request_range(self._next, length)
+                self._next += length
+            else:
+                return
 
     def _request_range(self, offset: int, length: int, *, first: bool = False) -> None:
         sftp = self._sftp
@@ -196,10 +226,25 @@ class PipelinedReader:
             self._asked.append((num, offset, length))
         self._in_flight += length
 
+    def _drop(self, num: int, length: int) -> None:
+        """Forget an asked request: its answer, when it comes, is nobody's."""
+        self._in_flight -= length
+        self._answers.pop(num, None)
+        with self._sftp._lock:
+            self._sftp._expecting.pop(num, None)
+
     def _piece(self) -> bool:
-        """Make the next answer current; False at the end."""
+        """Make the bytes at ``_pos`` current; False at the end."""
         self._ask()
-        while self._asked and not self._eof:
+        while not self._eof and self._pos < self._size:
+            if not self._asked or self._asked[0][1] > self._pos:
+                # Bytes nobody asked for (off the plan): ask for them now, and
+                # from there on as without a plan.
+                stop = self._asked[0][1] if self._asked else self._size
+                self._plan.clear()
+                self._planned, self._ahead = False, FIRST_ASK
+                self._request_range(self._pos, min(self._request, stop - self._pos), first=True)
+                self._next = max(self._next, self._asked[-1][1] + self._asked[-1][2])
             num, offset, length = self._asked[0]
             while num not in self._answers:
                 self._route(*_read_answer(self._sftp.sock))
@@ -220,7 +265,10 @@ class PipelinedReader:
                 raise paramiko.SFTPError(f"the server answered a read at {offset} with no data")
             if n < length:  # a short answer: ask again for the rest, next in line
                 self._request_range(offset + n, length - n, first=True)
-            self._current = body[4:4 + n]
+            data = body[4:4 + n]
+            if offset + n <= self._pos:
+                continue  # wholly before where the caller stands (skipped into)
+            self._current = data[self._pos - offset:]
             self._ask()
             return True
         return False
@@ -234,6 +282,7 @@ class PipelinedReader:
             take = self._current[:want]
             parts.append(take)
             want -= len(take)
+            self._pos += len(take)
             self._current = self._current[len(take):]
         return b"".join(parts)
 
@@ -246,24 +295,21 @@ class PipelinedReader:
         already on its way, where a new stream would cost that, a round trip
         and a fresh start of the read-ahead.
         """
-        done = min(n, len(self._current))
-        self._current = self._current[done:]
-        while done < n and self._asked and self._asked[0][2] <= n - done:
-            num, _offset, length = self._asked.popleft()
-            self._in_flight -= length
-            self._answers.pop(num, None)
-            with self._sftp._lock:
-                self._sftp._expecting.pop(num, None)
-            done += length
-        if done < n and not self._asked:
-            jump = max(0, min(n - done, self._size - self._next))
-            self._next += jump
-            done += jump
-        while done < n:  # the rest lies inside one request: read it and drop it
-            got = len(self.read(n - done))
-            if not got:
-                break
-            done += got
+        if self._eof:
+            return 0
+        target = min(self._pos + max(0, n), self._size)
+        done = target - self._pos
+        if done <= len(self._current):
+            self._current = self._current[done:]
+        else:
+            self._current = memoryview(b"")
+            while self._asked and self._asked[0][1] + self._asked[0][2] <= target:
+                num, _offset, length = self._asked.popleft()
+                self._drop(num, length)
+            while self._plan and self._plan[0][0] + self._plan[0][1] <= target:
+                self._plan.popleft()
+            self._next = max(self._next, target)
+        self._pos = target
         return done
 
     def _route(self, num: int, kind: int, body: memoryview) -> None:
@@ -287,11 +333,9 @@ class PipelinedReader:
         self._answers[num] = (kind, memoryview(msg.asbytes())[4:])
 
     def close(self) -> None:
-        sftp = self._sftp
-        with sftp._lock:  # answers still on their way are no longer anyone's
-            for num, _, _ in self._asked:
-                sftp._expecting.pop(num, None)
-        self._asked.clear()
+        while self._asked:  # answers still on their way are no longer anyone's
+            num, _offset, length = self._asked.popleft()
+            self._drop(num, length)
         self._answers.clear()
         self._f.close()
 

@@ -54,6 +54,8 @@ RESUME_TRUTH = ("contract: a resumed put trusts only what the target really hold
 GET_PAST_END = "contract: get at or past the end of a file returns an empty stream"
 SKIP = ("contract: a get stream's optional skip(n) drops exactly the next n bytes "
         "(fewer only at the end) and reading goes on right after them")
+PLAN = ("contract: a get stream's optional want(ranges) changes no byte read: the planned "
+        "ranges, and anything read off the plan, come back as in the file")
 LIST_ESCAPES = ("contract: names that need escaping in URLs and shells (% # + & = ' @ $ [ ] "
                 "; , ~ ! and spaces) round-trip")
 DELETE_FOLDER = "contract: delete of a folder's path raises NotFound and removes nothing"

@@ -22,6 +22,7 @@ from offsite.testing.conformance.contract import (
     GET_PAST_END,
     NO_LEFTOVER,
     OVERWRITE,
+    PLAN,
     PROGRESS,
     PUT_RESULT,
     RESUME,
@@ -116,6 +117,32 @@ class PutGetTests:
                 assert got == data[at:at + length], SKIP
                 at += len(got)
             assert at == len(data) and stream.read(1) == b"", SKIP
+
+    def test_a_read_plan_when_the_stream_takes_one(self, session: Session,
+                                                   large_size: int) -> None:
+        data = random_bytes(large_size, seed=12)
+        session.put("plan/file.bin", BytesSource(data))
+        with session.get("plan/file.bin") as probe:
+            if not getattr(probe, "can_want", False):
+                pytest.skip("the plugin's get streams take no read plan (optional)")
+        size = len(data)
+        # Planned ranges read with skips between; then off the plan: a range
+        # the plan left out, one inside a gap, and a long run to the end.
+        plan = [(100, 5000), (70_000, 300_000), (400_000, 1), (1 << 20, 600_000)]
+        with session.get("plan/file.bin", 100) as stream:
+            stream.want(plan)  # type: ignore[attr-defined]
+            at = 100
+            for offset, length in plan:
+                assert stream.skip(offset - at) == offset - at, PLAN  # type: ignore[attr-defined]
+                assert stream.read(length) == data[offset:offset + length], PLAN
+                at = offset + length
+            stream.want([(at + 10, 1000), (at + 500_000, 1000)])  # type: ignore[attr-defined]
+            assert stream.read(50) == data[at:at + 50], PLAN  # off the plan at once
+            at += 50
+            assert stream.skip(200_000) == 200_000, PLAN  # type: ignore[attr-defined]
+            at += 200_000
+            assert stream.read(size) == data[at:], PLAN
+            assert stream.read(1) == b"", PLAN
 
     def test_get_missing_raises_not_found(self, session: Session) -> None:
         with pytest.raises(NotFound) as caught:
