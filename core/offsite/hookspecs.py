@@ -313,7 +313,12 @@ def get(conn: Connection, path: str, offset: int) -> Readable | None:
     more cheaply than reading them (e.g. by not asking for them), returning
     how many were dropped (fewer only at the end). A restore then jumps
     over the blocks it does not need on the stream it has, instead of
-    reading them or opening a new one.
+    reading them or opening a new one. And optionally ``want(ranges)``: the
+    ``(offset, length)`` ranges, in file order, that the caller reads next
+    (skipping between them), so a stream that asks ahead asks for just
+    those; reading anything else afterwards must still return the file's
+    bytes. offsite-sftp's streams have both: a restore then fetches only
+    the winning blocks of each image.
 
     An ``offset`` at the end of the file or past it is not an error: return
     a stream whose first ``read`` returns ``b""`` (an HTTP server's 416 Range
@@ -324,7 +329,7 @@ def get(conn: Connection, path: str, offset: int) -> Readable | None:
     :param offset: the first byte wanted (0 for the whole file); may be at
         or past the end.
     :returns: an object with ``read(size)`` and ``close()`` (and perhaps
-        ``skip(n)``); empty from an
+        ``skip(n)`` and ``want(ranges)``); empty from an
         offset at or past the end.
     :raises NotFound: there is no file at ``path``.
     :raises PermissionDenied: it cannot be read.
