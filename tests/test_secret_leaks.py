@@ -151,15 +151,15 @@ class Sandbox:
 
     root: Path
     which: str
-    env: dict[str, str]
-    secrets: list[str]
+    env: dict[str, str] = attrs.field(repr=False)
+    secrets: list[str] = attrs.field(repr=False)
     #: Values the environment may hold (the store's passphrase).
-    env_secrets: list[str] = attrs.field(factory=list)
+    env_secrets: list[str] = attrs.field(factory=list, repr=False)
     runs: list[Ran] = attrs.field(factory=list)
     watch: dict[str, bytes] = attrs.field(factory=dict)
     vol: Volume | None = None
     #: What ``credentials set`` stored, by target.
-    fields: dict[str, dict[str, str]] = attrs.field(factory=dict)
+    fields: dict[str, dict[str, str]] = attrs.field(factory=dict, repr=False)
 
     @property
     def config(self) -> Path:
@@ -204,7 +204,7 @@ class Sandbox:
             text = self.metrics.read_text()
         except FileNotFoundError:
             return False
-        stamp = text.split("offsite_metrics_timestamp_seconds ", 1)[1].split()[0]
+        stamp = text.split("\noffsite_metrics_timestamp_seconds ", 1)[1].split()[0]
         running = [ln for ln in text.splitlines()
                    if ln.startswith("offsite_target_running{") and ln.endswith(" 1")]
         return float(stamp) >= started + 3 and not running
