@@ -189,13 +189,15 @@ class Sandbox:
                                             *args)),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=self.env)
-        with ArgvWatch(proc.pid) as watch:
-            started, end = time.time(), time.monotonic() + 30
-            while time.monotonic() < end and proc.poll() is None and \
-                    not self._passed(started):
-                time.sleep(0.2)
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=60)
+        with proc, ArgvWatch(proc.pid) as watch:
+            try:
+                started, end = time.time(), time.monotonic() + 30
+                while time.monotonic() < end and proc.poll() is None and \
+                        not self._passed(started):
+                    time.sleep(0.2)
+            finally:  # also when the wait fails: no replicator outlives the test
+                proc.send_signal(signal.SIGTERM)
+                out, err = proc.communicate(timeout=60)
         return self._record(" ".join(("replicator", *args)), proc.returncode, out, err, watch)
 
     def _passed(self, started: float) -> bool:

@@ -21,6 +21,7 @@ given), and the crash report and the command line's log handlers
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import math
 import threading
@@ -31,7 +32,8 @@ from collections.abc import Iterable
 MIN_ENCODED = 8
 
 
-def shapes(secret: str) -> list[str]:
+@functools.lru_cache(maxsize=256)  # every log line asks again, for the same few secrets
+def shapes(secret: str) -> tuple[str, ...]:
     """``secret`` and its encoded shapes, longest first (a shape never hides a longer one)."""
     found = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret, safe="")}
     raw = secret.encode()
@@ -42,7 +44,7 @@ def shapes(secret: str) -> list[str]:
         run = encoded[math.ceil(8 * offset / 6): (8 * (offset + len(raw))) // 6]
         if len(run) >= MIN_ENCODED:
             found |= {run, run.replace("+", "-").replace("/", "_")}
-    return sorted(found, key=len, reverse=True)
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
