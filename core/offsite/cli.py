@@ -23,6 +23,7 @@ import click
 
 from offsite import __version__
 from offsite.errors import ImageError, OffsiteError, UsageError
+from offsite.redact import RedactingFormatter, redact_handlers
 
 # Commands import what they need when they run: `offsite image …` should not
 # pay for rich, stevedore and every plugin at start-up.
@@ -76,9 +77,12 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, config_path: str | None) 
     """Replicate backup image sets to offsite targets."""
     levels = (logging.WARNING, logging.INFO, logging.DEBUG)
     level = logging.ERROR if quiet else levels[min(verbose, 2)]
+    before = list(logging.getLogger().handlers)
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    # Tracebacks show chained library exceptions, which nobody scrubbed.
+    redact_handlers(h for h in logging.getLogger().handlers if h not in before)
     ctx.obj = {"quiet": quiet, "ctx": _Context(config_path)}
 
 
@@ -600,7 +604,7 @@ def replicator(click_ctx: click.Context, jobs: tuple[str, ...], as_json: bool,
     journald = to_journald()
     if journald:
         for handler in logging.getLogger().handlers:
-            handler.setFormatter(JournaldFormatter("%(message)s"))
+            handler.setFormatter(RedactingFormatter(JournaldFormatter("%(message)s")))
     if not quiet:  # the service's log: what it watches, reloads
         logging.getLogger("offsite.replicator").setLevel(logging.INFO)
     with _replication_errors():

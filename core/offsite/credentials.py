@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from offsite.durable import fsync_dir
 from offsite.errors import CredentialError
+from offsite.redact import remember
 
 #: The environment variable whose (non-empty) value is the store's passphrase.
 PASSPHRASE_ENV = "OFFSITE_PASSPHRASE"  # noqa: S105  (a variable's name, not a secret)
@@ -157,6 +158,7 @@ class CredentialStore:
         """
         _check_target(target)
         plain = _check_fields(fields)
+        remember(fields.values())
         passphrase = _passphrase()
         doc = self._load()
         if doc is None or not doc.entries:
@@ -198,7 +200,9 @@ class CredentialStore:
         if entry is None:
             return {}
         key = self._key(doc, passphrase, create=False)
-        return _decrypt(key, target, entry)
+        fields = _decrypt(key, target, entry)
+        remember(fields.values())  # out of crash reports and tracebacks: offsite.redact
+        return fields
 
     def delete(self, target: str) -> bool:
         """Forget the credentials of ``target``.
@@ -408,7 +412,10 @@ def _passphrase() -> str | None:
     """The passphrase from the environment; ``None`` when unset or empty."""
     # An empty value counts as unset: `OFFSITE_PASSPHRASE= offsite ...` is a
     # common way to clear a variable, and an empty passphrase protects nothing.
-    return os.environ.get(PASSPHRASE_ENV) or None
+    passphrase = os.environ.get(PASSPHRASE_ENV) or None
+    if passphrase:
+        remember([passphrase])
+    return passphrase
 
 
 def _check_target(target: object) -> None:

@@ -48,6 +48,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
+from offsite.redact import redact
+
 
 class _Blank(dict[str, Any]):
     """Formats a missing template field as ``?`` instead of raising KeyError."""
@@ -287,15 +289,12 @@ class TargetError(OffsiteError):
         return f"{where}{step}{self.message}{path}{fix}"
 
     def scrub(self, secrets: Iterable[str]) -> TargetError:
-        """Blank every secret value out of the detail and the fields; returns self."""
-        for secret in secrets:
-            if not secret:
-                continue
-            self.detail = self.detail.replace(secret, "***")
-            self.fields = {
-                k: v.replace(secret, "***") if isinstance(v, str) else v
-                for k, v in self.fields.items()
-            }
+        """Blank every secret value out of the detail and the fields, also
+        percent- or base64-encoded (:mod:`offsite.redact`); returns self."""
+        secrets = tuple(secrets)
+        self.detail = redact(self.detail, secrets)
+        self.fields = {k: redact(v, secrets) if isinstance(v, str) else v
+                       for k, v in self.fields.items()}
         self.args = (self.detail,)
         return self
 

@@ -38,6 +38,7 @@ from offsite.errors import (
     find_cause,
 )
 from offsite.plugins import PluginInfo, Registry, discover
+from offsite.redact import redact
 from offsite.transport import (
     BytesSource,
     Endpoint,
@@ -121,9 +122,7 @@ class Transport:
         secrets = endpoint.secrets()
 
         def scrub(text: str) -> str:  # the traceback quotes both exceptions' messages
-            for secret in secrets:
-                text = text.replace(secret, "***")
-            return text
+            return redact(text, secrets)
 
         name = f"plugin {self.info.distribution} ({self.info.scheme}://)"
         log.debug("%s: translate_error raised while translating %s:\n%s", name,

@@ -56,6 +56,22 @@ def user_name() -> str:
 
 
 @contextmanager
+def account_suffix(suffix: str) -> Iterator[None]:
+    """While inside, :func:`unix_user` makes ``<name>-<suffix>`` instead: for
+    a server started beside the plugins' session fixtures, whose account
+    would otherwise get a new password under them."""
+    before = os.environ.get("OFFSITE_TEST_USER")
+    os.environ["OFFSITE_TEST_USER"] = f"{before or 'offsite-test'}-{suffix}"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["OFFSITE_TEST_USER"]
+        else:
+            os.environ["OFFSITE_TEST_USER"] = before
+
+
+@contextmanager
 def unix_user() -> Iterator[UnixUser]:
     """The test account, made if missing, with a fresh random password.
 
@@ -93,4 +109,4 @@ def unix_user() -> Iterator[UnixUser]:
                 [_sbin("usermod"), "--lock", name], capture_output=True, check=False)
 
 
-__all__ = ["UnixUser", "unix_user", "user_name"]
+__all__ = ["UnixUser", "account_suffix", "unix_user", "user_name"]
