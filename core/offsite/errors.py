@@ -215,6 +215,9 @@ class NotAnImage(ImageError):
     """The file does not start with the OFI magic."""
 
     template = "{file}: not an OFI image ({detail})"
+    # Its name says image: a damaged start (the header) or another program's file.
+    fix = ("if the backup software wrote it, its header is damaged: take a new full backup; "
+           "otherwise move it out of the folder")
 
 
 class UnsupportedVersion(ImageError):
