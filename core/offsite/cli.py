@@ -465,7 +465,8 @@ def plan(job: str | None, as_json: bool) -> None:
             engine = Engine(ctx.config, journal, ctx.credentials(), registry=ctx.registry)
             doc: list[dict[str, Any]] = []
             for j in engine.jobs([job] if job else None):
-                local = scan_destination(j.destination)
+                j.require_destination()
+                local = scan_destination(j.destination, j.settle)
                 for t in j.targets:
                     entry: dict[str, Any] = {"job": j.name, "target": t.name, "error": None,
                                              "actions": [], "notes": [], "forget": []}

@@ -36,6 +36,7 @@ where it is when ``--config`` is not given.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -264,6 +265,23 @@ class Job:
         raise ConfigError(f"job '{self.name}' has no target {name!r}; its targets are: {known}",
                           file=self._file or "?", key=f"job[{self._index}].target")
 
+    def require_destination(self) -> None:
+        """Refuse a destination that is not a folder, naming the file and key.
+
+        Checked when a command scans the destination (not at load: a
+        removable disk may be mounted later), so the message must say which
+        ``destination`` key to correct.
+
+        :raises ConfigError: the destination does not exist or is not a folder.
+        """
+        if self.destination.is_dir():
+            return
+        what = "is not a folder" if self.destination.exists() else "does not exist"
+        raise ConfigError(
+            f"the destination folder {self.destination} of job '{self.name}' {what}",
+            fix="create it (or mount the disk that holds it), or correct the destination key",
+            file=self._file or "?", key=f"job[{self._index}].destination")
+
 
 @attrs.frozen
 class Config:
@@ -363,9 +381,12 @@ class _Loader:
     def known_keys(self, table: Mapping[str, Any], where: str, allowed: tuple[str, ...]) -> None:
         for name in table:
             if name not in allowed:
+                # A near miss (`retry`, `destnation`) is the usual cause: name the key meant.
+                close = difflib.get_close_matches(name, allowed, n=1)
                 raise self.error(_join(where, name),
-                                 f"unknown key {name!r}; the keys allowed here are: "
-                                 f"{', '.join(allowed)}")
+                                 f"unknown key {name!r}"
+                                 + (f" (did you mean {close[0]!r}?)" if close else "")
+                                 + f"; the keys allowed here are: {', '.join(allowed)}")
 
     def required(self, table: Mapping[str, Any], where: str, name: str, example: str) -> Any:
         if name not in table:
@@ -555,8 +576,12 @@ class _Loader:
 
             scheme = endpoint.scheme
             install = OFFICIAL.get(scheme, f"a plugin for the '{scheme}' scheme")
+            # `sfpt://` is more often a typo than a protocol nobody has a plugin for.
+            known = sorted(self.schemes | set(OFFICIAL))
+            close = [] if scheme in OFFICIAL else difflib.get_close_matches(scheme, known, n=1)
             raise self.error(key, f"no installed plugin handles '{scheme}://' URLs; "
-                                  f"install {install}")
+                                  + (f"did you mean '{close[0]}://'? Else " if close else "")
+                                  + f"install {install}")
         return endpoint
 
     def types(self, value: object, key: str) -> tuple[str, ...]:

@@ -261,6 +261,7 @@ class Engine:
 
     def _run_job(self, job: Job) -> list[TargetResult]:
         overlap.check_job(self.config.jobs, job, self.config.path)
+        job.require_destination()
         local = scan_destination(job.destination, job.settle)
         self.emit(RunStarted(job.name, tuple(t.name for t in job.targets)))
         results: list[TargetResult] = []
@@ -282,7 +283,9 @@ class Engine:
     def plan_target(self, job: Job, target: TargetConfig,
                     local: Sequence[LocalFile] | None = None) -> Plan:
         """What ``run`` would do at one target (connects and lists; changes nothing)."""
-        local = scan_destination(job.destination, job.settle) if local is None else local
+        if local is None:
+            job.require_destination()
+            local = scan_destination(job.destination, job.settle)
         with self.transport(job, target).connect(self.endpoint(job, target)) as session:
             return self._plan(job, target, session, local, record_baselines=False)
 

@@ -58,6 +58,12 @@ class _Blank(dict[str, Any]):
         return "?"
 
 
+def _unstopped(message: str) -> str:
+    """``message`` without its full stop, for ". Fix: …" to follow: a
+    library's "Authentication failed." must not become "failed.. Fix"."""
+    return message.rstrip(".")
+
+
 class OffsiteError(Exception):
     """Base of every error offsite raises on purpose.
 
@@ -94,7 +100,7 @@ class OffsiteError(Exception):
 
     def __str__(self) -> str:
         hint = self.hint
-        return f"{self.message}. Fix: {hint}" if hint else self.message
+        return f"{_unstopped(self.message)}. Fix: {hint}" if hint else self.message
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
@@ -211,6 +217,9 @@ class NotAnImage(ImageError):
     """The file does not start with the OFI magic."""
 
     template = "{file}: not an OFI image ({detail})"
+    # Its name says image: a damaged start (the header) or another program's file.
+    fix = ("if the backup software wrote it, its header is damaged: take a new full backup; "
+           "otherwise move it out of the folder")
 
 
 class UnsupportedVersion(ImageError):
@@ -285,8 +294,9 @@ class TargetError(OffsiteError):
         named = self.path and "{path}" not in self.template  # NotFound names it already
         path = f" (remote path '{self.path}')" if named else ""
         hint = self.hint
+        message = _unstopped(self.message) if hint and not path else self.message
         fix = f". Fix: {hint}" if hint else ""
-        return f"{where}{step}{self.message}{path}{fix}"
+        return f"{where}{step}{message}{path}{fix}"
 
     def scrub(self, secrets: Iterable[str]) -> TargetError:
         """Blank every secret value out of the detail and the fields, also
@@ -325,6 +335,12 @@ class NotFound(TargetError):
         values = super()._values()
         values["detail_suffix"] = f": {self.detail}" if self.detail else ""
         return values
+
+    @property
+    def message(self) -> str:
+        # Without a path (a missing bucket or share) the detail says it all:
+        # "'' not found: the bucket 'x' does not exist" names nothing.
+        return super().message if self.path or not self.detail else self.detail
 
 
 class Transient(TargetError):
