@@ -182,6 +182,7 @@ class SmbTransport:
 
     @staticmethod
     def _folder(conn: SmbConnection, folder: str) -> None:
+        names.check(folder.replace("\\", "/"))
         try:
             conn.makedirs(folder)
         except AccessDenied:
