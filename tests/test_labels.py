@@ -66,3 +66,9 @@ def test_every_label_allowed_fits_a_file_name(label: str) -> None:
     for name in (_longest_name(label), temporary_path(Path(image_name(label, 9999, 99999))).name,
                  f".{label}-b9999.ofimap"):
         assert len(name.encode()) <= 255, name
+
+
+def test_a_label_that_is_not_unicode_is_refused() -> None:
+    # A source file named in another encoding gives a label with surrogates.
+    with pytest.raises(UsageError, match="not valid Unicode"):
+        check_label("caf\udce9")
