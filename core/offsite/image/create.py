@@ -39,6 +39,7 @@ from offsite.image.format import (
     FLAG_ZSTD,
     Compression,
     Metadata,
+    check_label,
     new_id,
 )
 from offsite.image.reader import ImageReader
@@ -182,11 +183,13 @@ def create(
     label, or when ``full``; otherwise the next incremental of the newest set.
 
     :raises UsageError: the request does not fit the existing set (another
-        block size, a source of another size without ``full``).
+        block size, a source of another size without ``full``), or the label
+        does not fit a file name (:func:`~offsite.image.format.check_label`).
     :raises ImageError: the existing chain is broken or corrupt.
     """
     source, destdir = Path(source), Path(destdir)
     label = label or source.name.rsplit(".", 1)[0] or source.name
+    check_label(label)
     if not destdir.is_dir():
         raise UsageError(f"destination folder {destdir} does not exist")
     fd = os.open(source, os.O_RDONLY)

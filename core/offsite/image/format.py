@@ -31,7 +31,7 @@ from typing import Any, Literal, NamedTuple
 
 import attrs
 
-from offsite.errors import CorruptImage
+from offsite.errors import CorruptImage, UsageError
 
 MAGIC = b"OFIMAGE\x00"
 FOOTER_MAGIC = b"OFIEND\x00\x00"
@@ -59,7 +59,11 @@ Kind = Literal["full", "incremental"]
 Compression = Literal["zstd", "none"]
 COMPRESSIONS: tuple[Compression, ...] = ("zstd", "none")
 
-LABEL = re.compile(r"[^/\\\x00-\x1f]{1,200}\Z")
+LABEL = re.compile(r"[^/\\\x00-\x1f]+\Z")
+#: A label's longest UTF-8 form: its images' names, and the hidden names they
+#: are written (``.NAME.tmp-PID``) and uploaded (``.NAME.offsite-partial``)
+#: under, must fit the 255 bytes file systems and servers hold for a name.
+MAX_LABEL_BYTES = 200
 NAME = re.compile(r"(?P<label>.+)-b(?P<gen>\d{3,})(?:-i(?P<seq>\d{3,}))?\.ofi\Z")
 
 
@@ -208,8 +212,9 @@ class Metadata:
             raise bad("volume_size", f"is out of range: {self.volume_size}")
         if self.generation < 1:
             raise bad("generation", f"must be 1 or more, found {self.generation}")
-        if not LABEL.match(self.label):
-            raise bad("label", "must be 1-200 characters without '/', '\\' or control characters")
+        if label_problem(self.label):
+            raise bad("label", f"must be 1-{MAX_LABEL_BYTES} bytes of UTF-8 without '/', '\\' "
+                      "or control characters")
         if self.kind == "full":
             if (self.seq_first, self.seq_last) != (0, 0):
                 raise bad("seq_first", "must be 0 (and seq_last 0) for a full image")
@@ -221,6 +226,30 @@ class Metadata:
                           f"{self.seq_first}..{self.seq_last}")
             if not self.parent_state:
                 raise bad("parent_state", "must name the state an incremental applies to")
+
+
+def label_problem(label: str) -> str | None:
+    """What is wrong with ``label`` as an image label, or None."""
+    try:
+        size = len(label.encode())
+    except UnicodeEncodeError:
+        return "is not valid Unicode (a file name in another encoding?)"
+    if size > MAX_LABEL_BYTES:
+        return (f"is {size} bytes of UTF-8, and at most {MAX_LABEL_BYTES} fit in its images' "
+                "file names")
+    if not LABEL.match(label):
+        return "must not be empty, nor hold '/', '\\' or control characters"
+    return None
+
+
+def check_label(label: str) -> None:
+    """Refuse a label no image could be named after.
+
+    :raises UsageError: naming the label and the rule, before anything is written.
+    """
+    if problem := label_problem(label):
+        raise UsageError(f"the image label (--label) {label!r} {problem}",
+                         fix="choose a shorter label, of any characters but '/' and '\\'")
 
 
 def image_name(label: str, generation: int, seq: int | None = None) -> str:

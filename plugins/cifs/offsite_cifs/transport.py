@@ -44,7 +44,7 @@ from offsite.transport import (
     owned_partial,
     pump,
 )
-from offsite_cifs import errors
+from offsite_cifs import errors, names
 from offsite_cifs.pipeline import Reader, Writer
 from offsite_cifs.smb import CREDITS, SmbConnection, filetime, join, new_connection, split_share
 from offsite_cifs.wire import WireWriter
@@ -182,6 +182,7 @@ class SmbTransport:
 
     @staticmethod
     def _folder(conn: SmbConnection, folder: str) -> None:
+        names.check(folder.replace("\\", "/"))
         try:
             conn.makedirs(folder)
         except AccessDenied:
@@ -214,6 +215,7 @@ class SmbTransport:
 
     @hookimpl
     def put(self, conn: SmbConnection, path: str, transfer: Transfer) -> RemoteFile:
+        names.check(path)  # before anything is made: never a mangled name
         final = conn.remote(path)
         partial_rel = paths.partial_path(path)
         partial = conn.remote(partial_rel)

@@ -15,6 +15,7 @@ import pytest
 from offsite.testing import conformance
 from offsite.testing.sources import random_bytes
 from offsite.transport import BytesSource, Endpoint
+from offsite_cifs.names import UNSTORABLE
 
 
 def smb_endpoint(smbd: Any, folder: str, **options: Any) -> Endpoint:
@@ -90,6 +91,10 @@ class SignedFixtures(conformance.TransportFixtures):
     @pytest.fixture
     def broken_endpoint(self, smbd: Any) -> tuple[Endpoint, str]:
         return smb_endpoint(smbd, "a-file", **self.options), "folder"
+
+    @pytest.fixture
+    def unstorable(self) -> dict[str, str]:
+        return UNSTORABLE
 
     @pytest.fixture
     def wrong_credentials(self, endpoint: Endpoint) -> Endpoint:

@@ -112,5 +112,6 @@ class TestFtps(conformance.AllTests, FtpsFixtures):
 
 
 class TestFtpListFallback(conformance.ListTests, conformance.DeleteTests,
-                          conformance.UnicodeTests, ListFallbackFixtures):
+                          conformance.UnicodeTests, conformance.NameTests,
+                          ListFallbackFixtures):
     pass

@@ -76,6 +76,22 @@ class S3Connection:
             return self.prefix or path
         return f"{self.prefix}/{path}"
 
+    def new_key(self, path: str) -> str:
+        """The key an upload of ``path`` is stored under.
+
+        :raises Fatal: past :data:`MAX_KEY` bytes, which AWS refuses
+            (KeyTooLongError) and other stores may cut short or refuse late.
+        """
+        key = self.key(path)
+        if len(key.encode()) > MAX_KEY:
+            raise Fatal(f"the object key is {len(key.encode())} bytes of UTF-8; S3 holds at most "
+                        f"{MAX_KEY}", fix="use a shorter target folder, folder or image label")
+        return key
+
+
+#: The longest object key S3 holds, in bytes of UTF-8.
+MAX_KEY = 1024
+
 
 def connect(endpoint: Endpoint, steps: Steps) -> S3Connection:
     """A client for ``endpoint``'s bucket and folder, each step reported to ``steps``.

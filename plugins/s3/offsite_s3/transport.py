@@ -55,7 +55,7 @@ class S3Transport:
 
     @hookimpl
     def put(self, conn: S3Connection, path: str, transfer: Transfer) -> RemoteFile:
-        key = conn.key(path)
+        key = conn.new_key(path)
         if transfer.size <= multipart.SINGLE_PUT_MAX:
             with transfer.open(0) as reader:
                 data = multipart.read_exactly(reader, transfer.size)

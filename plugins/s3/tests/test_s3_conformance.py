@@ -29,6 +29,7 @@ from offsite.testing.sources import (
 from offsite.transport import BytesSource, Endpoint
 from offsite_s3 import multipart
 from offsite_s3.checksums import body_checksum
+from offsite_s3.connection import MAX_KEY
 from offsite_s3.multipart import (
     LARGE_PART,
     MAX_PARTS,
@@ -103,6 +104,12 @@ class S3Fixtures(conformance.TransportFixtures):
     @pytest.fixture
     def large_size(self) -> int:
         return 2 * MIN_PART + 4097  # multipart, with a short last part
+
+    @pytest.fixture
+    def name_limits(self, endpoint: Endpoint) -> conformance.NameLimits:
+        # No folders, so no limit a name: a key of 1024 bytes, the prefix and its '/' included.
+        prefix = len(endpoint.path.strip("/").encode()) + 1
+        return conformance.NameLimits(folder=None, file=None, path=MAX_KEY - prefix)
 
     @pytest.fixture
     def heap_limit(self) -> int:

@@ -195,6 +195,9 @@ def _call(conn: DavConnection, action: str, absolute: str, *, headers: Sequence[
     """
     response: requests.Response = conn.client.execute_request(
         action, quote_path(absolute), data=data, headers_ext=list(headers))
+    # Known from the first answer (connect's), for the quirks a put must
+    # know of before it sends anything.
+    conn.server = response.headers.get("Server", conn.server)
     return response
 
 
@@ -208,7 +211,6 @@ def propfind(conn: DavConnection, absolute: str, depth: int) -> list[Entry] | No
     with contextlib.closing(response):
         body = response.content
         kind = response.headers.get("Content-Type", "")
-        conn.server = response.headers.get("Server", conn.server)
         if response.status_code != 207:
             # A web server without WebDAV answers 200 with a page.
             raise NotWebDAV(f"the server answered PROPFIND with HTTP {response.status_code} "
@@ -461,6 +463,9 @@ class WebdavTransport:
         final = conn.remote(path)
         partial_rel = paths.partial_path(path)
         partial = conn.remote(partial_rel)
+        # First: a name the server cannot move into place is refused before
+        # any folder is made or byte sent.
+        destination = _destination(conn, final)
         # Asked afresh for every put (one PROPFIND): a folder removed on the
         # server since the last put is made again, not a 409 for the engine.
         conn.folders.clear()
@@ -475,7 +480,7 @@ class WebdavTransport:
             # Trust only what the server holds: never move a short file into place.
             raise Transient(f"the server holds {held.size if held else 'no'} bytes of the "
                             f"{transfer.size} sent to '{partial_rel}'")
-        _call(conn, "move", partial, headers=[f"Destination: {_destination(conn, final)}",
+        _call(conn, "move", partial, headers=[f"Destination: {destination}",
                                               "Overwrite: T"]).close()
         placed = stat(conn, final)
         if placed is None or placed.folder:

@@ -16,8 +16,9 @@ is one fixtures class plus one line::
 constant each, with which every assertion message starts. The tests, by
 subject: :mod:`~offsite.testing.conformance.transfer` (put, get, atomic
 puts, resume, streaming, threads), :mod:`~offsite.testing.conformance.listing`
-(list, delete, names) and :mod:`~offsite.testing.conformance.checks`
-(check, errors, options, secrets).
+(list, delete, names), :mod:`~offsite.testing.conformance.names` (awkward
+names, NFD, characters a protocol cannot hold, length limits) and
+:mod:`~offsite.testing.conformance.checks` (check, errors, options, secrets).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from offsite.testing.conformance.listing import (
     SymlinkTests,
     UnicodeTests,
 )
+from offsite.testing.conformance.names import AWKWARD_NAMES, NameLimits, NameTests
 from offsite.testing.conformance.transfer import (
     AtomicResumeTests,
     PutGetTests,
@@ -69,6 +71,7 @@ class AllTests(
     ListTests,
     DeleteTests,
     UnicodeTests,
+    NameTests,
     SymlinkTests,
     CheckTests,
     ErrorTests,
@@ -79,6 +82,7 @@ class AllTests(
 
 
 __all__ = [
+    "AWKWARD_NAMES",
     "CANARY",
     "ESCAPE_NAMES",
     "FAULTS",
@@ -92,6 +96,8 @@ __all__ = [
     "Fault",
     "ListTests",
     "MiB",
+    "NameLimits",
+    "NameTests",
     "OptionsTests",
     "Provoke",
     "PutGetTests",

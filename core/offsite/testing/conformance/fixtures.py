@@ -10,7 +10,8 @@
   write, run out of space or drop the connection, or why it cannot.
 * **Capabilities and limits** (override when yours differ):
   ``supports_resume``, ``tamper_partial``, ``symlink``, ``stream_size``, ``heap_limit``,
-  ``get_heap_limit``, ``read_heap_limit``, ``large_size``.
+  ``get_heap_limit``, ``read_heap_limit``, ``large_size``, ``unstorable``,
+  ``name_limits``.
 
 The core fixtures ``transport`` and ``session`` are never overridden: they
 discover the plugin through its installed entry point, exactly as offsite
@@ -26,6 +27,7 @@ import pytest
 
 from offsite.session import Session, Transport
 from offsite.testing.conformance.contract import tamper_partial_file
+from offsite.testing.conformance.names import NameLimits
 from offsite.testing.sources import MiB
 from offsite.transport import Endpoint, ResumeToken
 
@@ -153,6 +155,21 @@ class TransportFixtures:
         half of it). offsite holds a payload and a round of index entries
         (256 KiB blocks: under 1 MiB); the rest is your client's."""
         return 8 * MiB
+
+    @pytest.fixture
+    def unstorable(self) -> Mapping[str, str]:
+        """What the protocol cannot hold in a name: a regular expression
+        searched in one name component, each with why (default: nothing).
+        Your ``put`` must refuse such a name, naming it
+        (:mod:`~offsite.testing.conformance.names`)."""
+        return {}
+
+    @pytest.fixture
+    def name_limits(self) -> NameLimits:
+        """How long names may be (default: 255 bytes of UTF-8 a folder name,
+        as POSIX file systems hold, and a file name short enough for its
+        partial name to fit too)."""
+        return NameLimits()
 
     # -- the core's (never overridden) ---------------------------------------
 
