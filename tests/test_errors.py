@@ -80,3 +80,18 @@ def test_scrub_blanks_secrets_everywhere() -> None:
                                  ResolveFailed, TLSFailed, HostKeyRejected])
 def test_every_operator_facing_error_says_how_to_fix(cls: type[TargetError]) -> None:
     assert cls().hint, f"{cls.__name__} needs a fix text"
+
+
+def test_fixes_name_the_target_to_type() -> None:
+    # Before the session knows the target, a fix shows the placeholder; once
+    # it fills in the name, the command in the fix is the one to type.
+    auth = AuthError("refused")
+    assert "offsite credentials set JOB.TARGET" in str(auth)
+    auth.name = "nightly.vault"
+    assert "offsite credentials set nightly.vault" in str(auth)
+    key = HostKeyRejected(host="h", reason="unknown", fingerprint="SHA256:x")
+    key.name = "nightly.vault"
+    assert "offsite check --trust-host-key nightly vault" in key.hint
+    told = AuthError("no password", fix="offsite credentials set {name}")
+    told.name = "job.t"
+    assert told.hint == "offsite credentials set job.t"

@@ -281,11 +281,16 @@ class TargetError(OffsiteError):
         self.path = path
         self.step = step
         self.target = target
+        #: The target's ``JOB.TARGET`` name (the session fills it in), so a
+        #: fix can name the command to type.
+        self.name: str | None = None
         self.exc = exc
 
     def _values(self) -> _Blank:
         values = super()._values()
-        values.update(path=self.path or "", step=self.step or "", target=self.target or "")
+        name = self.name or "JOB.TARGET"
+        values.update(path=self.path or "", step=self.step or "", target=self.target or "",
+                      name=name, job_target=name.replace(".", " ", 1))
         return values
 
     def __str__(self) -> str:
@@ -315,7 +320,7 @@ class AuthError(TargetError):
     template = "authentication failed: {detail}"
     fix = (
         "check the user name in the URL and the stored credentials "
-        "(offsite credentials set JOB.TARGET)"
+        "(offsite credentials set {name})"
     )
 
 
@@ -398,7 +403,7 @@ class HostKeyRejected(Fatal):
     template = "host key of {host} is {reason}: {fingerprint}"
     fix = (
         "verify the fingerprint with the server's administrator, then trust it with "
-        "offsite check --trust-host-key JOB TARGET (or add it to known_hosts)"
+        "offsite check --trust-host-key {job_target} (or add it to known_hosts)"
     )
 
 

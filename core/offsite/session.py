@@ -111,6 +111,8 @@ class Transport:
             error.step = step
         if error.target is None:
             error.target = endpoint.label
+        if error.name is None and endpoint.name:
+            error.name = endpoint.name
         if error.exc is None and error is not exc:
             error.exc = exc
         return error.scrub(endpoint.secrets())

@@ -124,7 +124,7 @@ class SmbTransport:
         if not password:
             with steps.step("auth", endpoint.username):
                 raise AuthError("no password is stored for this target",
-                                fix="offsite credentials set JOB.TARGET")
+                                fix="offsite credentials set {name}")
         self._reach(steps, host, port, timeout)
         connection = new_connection(host, port)
         try:

@@ -304,7 +304,7 @@ class FtpTransport:
                     "true to send it in clear text anyway")
             if not password and user != "anonymous":
                 raise AuthError("no password is stored for this target",
-                                fix="offsite credentials set JOB.TARGET")
+                                fix="offsite credentials set {name}")
             ftp.login(user, password or "anonymous@")
             if tls:
                 assert isinstance(ftp, ftplib.FTP_TLS)

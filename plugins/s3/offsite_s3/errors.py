@@ -88,7 +88,7 @@ def translate(exc: Exception) -> TargetError | None:
         return Fatal(f"S3 {detail}")
     if isinstance(exc, b.NoCredentialsError | b.PartialCredentialsError):
         return AuthError("no AWS credentials", fix="store them with offsite credentials "
-                         "set JOB.TARGET, or configure the AWS credential chain")
+                         "set {name}, or configure the AWS credential chain")
     if isinstance(exc, b.ProfileNotFound):
         return AuthError(f"the AWS profile {exc.kwargs.get('profile', '?')!r} is not "
                          "configured", fix="add it to ~/.aws/config or ~/.aws/credentials "

@@ -38,12 +38,12 @@ def load_private_key(text: str, passphrase: str | None) -> paramiko.PKey:
             loaded = serialization.load_pem_private_key(data, password)
     except TypeError:
         raise AuthError("the private key is encrypted and no passphrase is stored",
-                        fix="store the key's passphrase: offsite credentials set JOB.TARGET"
+                        fix="store the key's passphrase: offsite credentials set {name}"
                         ) from None
     except ValueError:
         raise AuthError("the private key could not be decrypted: a wrong passphrase, or not "
                         "a private key", fix="check the key and its passphrase: offsite "
-                        "credentials set JOB.TARGET") from None
+                        "credentials set {name}") from None
     # cryptography tells the key's type; paramiko needs the class for it.
     classes = ((rsa.RSAPrivateKey, paramiko.RSAKey), (ec.EllipticCurvePrivateKey,
                paramiko.ECDSAKey), (ed25519.Ed25519PrivateKey, paramiko.Ed25519Key))
@@ -84,7 +84,7 @@ def authenticate(transport: paramiko.Transport, endpoint: Endpoint) -> None:
         transport.auth_password(endpoint.username, creds["password"])
     else:
         raise AuthError("no password or private key is stored for this target",
-                        fix="offsite credentials set JOB.TARGET")
+                        fix="offsite credentials set {name}")
     if not transport.is_authenticated():
         raise AuthError("the server did not accept the credentials")
 

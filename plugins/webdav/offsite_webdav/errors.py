@@ -68,7 +68,7 @@ def from_status(status: int, detail: str) -> TargetError:
     """The error for an HTTP status code, with ``detail`` as its message."""
     if status == 401:
         return AuthError(detail, fix="check the user name in the URL and the stored password "
-                         "(offsite credentials set JOB.TARGET), and the target option auth "
+                         "(offsite credentials set {name}), and the target option auth "
                          "(basic or digest)")
     if status == 403:
         return PermissionDenied(detail, fix="give the user write access to the folder on the "
