@@ -201,3 +201,19 @@ def test_the_journal_keeps_the_mark_and_migrates_to_it(tmp_path: Path) -> None:
         j.record_placed("nightly", "t", adopted)
     with Journal(db) as j:
         assert j.placed("nightly", "t")[1] == adopted
+
+
+def test_only_unknown_paths_of_the_same_size_are_read(site: Site) -> None:
+    from offsite.adopt import candidates
+    from offsite.destination import scan_destination
+    from offsite.plan import Options
+    from offsite.transport import RemoteFile
+
+    local = {f.name: f for f in scan_destination(site.dest, 0)}
+    listing = [RemoteFile(f"sub/{n}", f.size + (n == "vol-b001-i002.ofi"), 0.0)
+               for n, f in local.items()]
+    known = [Placed("sub/vol-b001.ofi", local["vol-b001.ofi"].size, None, "full")]
+    found = candidates(list(local.values()), known, listing, Options(subfolder="sub"))
+    assert sorted(seen.path for _, seen in found) == [
+        "sub/vol-b001-i001.ofi", "sub/vol-b001-i003.ofi"], "known, or another size: not read"
+    assert candidates(list(local.values()), [], listing, Options()) == [], "not where it goes"

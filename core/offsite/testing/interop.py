@@ -171,7 +171,7 @@ def rclone_interop(spec: TargetSpec, remote: str, work: Path, *,
 
     # 1. plain: offsite places, rclone reads it all back; foreign files stay.
     assert t.uploads() == [I3, FULL]
-    first = {FULL: t.dest / FULL, I3: t.local(I1, I2, I3)}
+    first: dict[str, Path | Sequence[Path]] = {FULL: t.dest / FULL, I3: t.local(I1, I2, I3)}
     assert t.at_target() == t.expect(first, FOREIGN)
     t.put_foreign(LATER)
     t.image()
