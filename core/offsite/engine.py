@@ -283,8 +283,7 @@ class Engine:
 
     def plan_target(self, job: Job, target: TargetConfig,
                     local: Sequence[LocalFile] | None = None) -> Plan:
-        """What ``run`` would do at one target (connects, lists and reads the
-        files it may adopt; changes nothing)."""
+        """What ``run`` would do at one target (connects and lists; changes nothing)."""
         local = scan_destination(job.destination, job.settle) if local is None else local
         with self.transport(job, target).connect(self.endpoint(job, target)) as session:
             return self._plan(job, target, session, local, record_baselines=False)
@@ -373,6 +372,7 @@ class Engine:
                   if not options.subfolder or p.remote_path.startswith(options.subfolder + "/")]
         # Files another tool put there that are the destination's own count as
         # placed: read (header and footer) before the pure planner sees them.
+        # Reading is all it does: `offsite plan` records nothing.
         adopted = adopt(session, job.destination, local, placed, listing, options, now)
         return plan(local, placed, listing, options, adopted)
 
