@@ -96,7 +96,7 @@ def user_version(path: Path) -> int:
 
 
 def test_schema_version_matches_migrations() -> None:
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
     assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -469,7 +469,8 @@ def plan(job: str | None, as_json: bool) -> None:
                 local = scan_destination(j.destination, j.settle)
                 for t in j.targets:
                     entry: dict[str, Any] = {"job": j.name, "target": t.name, "error": None,
-                                             "actions": [], "notes": [], "forget": []}
+                                             "actions": [], "notes": [], "forget": [],
+                                             "adopted": []}
                     doc.append(entry)
                     try:
                         p = engine.plan_target(j, t, local)
@@ -482,7 +483,8 @@ def plan(job: str | None, as_json: bool) -> None:
                         continue
                     entry.update(actions=[_action_json(a) for a in p.actions],
                                  notes=[attrs.asdict(n) for n in p.notes],
-                                 forget=list(p.forget))
+                                 forget=list(p.forget),
+                                 adopted=[a.remote_path for a in p.adopted])
     if as_json:
         click.echo(json.dumps({"plans": doc}, ensure_ascii=False, separators=(",", ":")))
     else:
@@ -490,6 +492,8 @@ def plan(job: str | None, as_json: bool) -> None:
             if entry["error"] is not None:
                 continue  # said on stderr
             click.echo(f"{entry['job']}.{entry['target']}:")
+            for path in entry["adopted"]:
+                click.echo(f"  {path}: already placed (adopted: matches)")
             if not entry["actions"] and not entry["notes"]:
                 click.echo("  nothing to do")
             for a in entry["actions"]:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # rich costs 0.1 s to import: only the terminal display loads
     from rich.table import Table
 
 from offsite.events import (
+    Adopted,
     BytesProgressed,
     DataProblem,
     Deleted,
@@ -91,6 +92,8 @@ def describe(event: Event) -> str | None:
             return f"{where}: resuming {event.remote}"
         case Deleted():
             return f"{where}: deleted {event.remote}"
+        case Adopted():
+            return f"{where}: adopted {event.remote} (already at the target: matches)"
         case RetryScheduled():
             return (f"{where}: attempt {event.attempt} failed, retrying in {event.delay:.1f} s: "
                     f"{event.error}")

@@ -36,6 +36,7 @@ from typing import Any
 import attrs
 
 from offsite import overlap
+from offsite.adopt import adopt
 from offsite.config import Config, Job, TargetConfig
 from offsite.credentials import CredentialStore
 from offsite.destination import scan_destination
@@ -61,6 +62,7 @@ from offsite.events import (
     EXIT_OK,
     EXIT_TARGET_FAILED,
     EXIT_USAGE,
+    Adopted,
     BytesProgressed,
     Cancelled,
     DataProblem,
@@ -371,7 +373,11 @@ class Engine:
         listing = session.list(options.subfolder)
         placed = [p for p in j.placed(job.name, target.name)
                   if not options.subfolder or p.remote_path.startswith(options.subfolder + "/")]
-        return plan(local, placed, listing, options)
+        # Files another tool put there that are the destination's own count as
+        # placed: read (header and footer) before the pure planner sees them.
+        # Reading is all it does: `offsite plan` records nothing.
+        adopted = adopt(session, job.destination, local, placed, listing, options, now)
+        return plan(local, placed, listing, options, adopted)
 
     def _work(self, job: Job, target: TargetConfig, session: Session,
               local: Sequence[LocalFile], tally: _Tally) -> None:
@@ -379,6 +385,9 @@ class Engine:
         the_plan = self._plan(job, target, session, local, record_baselines=True)
         self.journal.forget(job.name, target.name, the_plan.forget)
         self.journal.distrust(job.name, target.name, the_plan.distrust)
+        for found in the_plan.adopted:
+            self.journal.record_placed(job.name, target.name, found)
+            self.emit(Adopted(job.name, target.name, found.remote_path, found.size))
         for path, why in the_plan.distrust:
             self.emit(DataProblem(job.name, target.name, path, f"{why}; it is put again"))
         withheld = [n for n in the_plan.notes if n.kind == "deletes-withheld"]
@@ -592,6 +601,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_TARGET_FAILED",
     "EXIT_USAGE",
+    "Adopted",
     "BytesProgressed",
     "Cancelled",
     "DataProblem",

@@ -62,6 +62,17 @@ class Deleted:
 
 
 @attrs.frozen
+class Adopted:
+    """A file found at the target, put there by another tool, holds the
+    destination's file: recorded as placed, nothing sent."""
+
+    job: str
+    target: str
+    remote: str
+    size: int
+
+
+@attrs.frozen
 class RetryScheduled:
     job: str
     target: str
@@ -101,7 +112,7 @@ class RunDone:
 
 
 Event = (RunStarted | UploadStarted | BytesProgressed | UploadDone | Deleted | RetryScheduled
-         | DataProblem | TargetFailed | TargetDone | RunDone)
+         | Adopted | DataProblem | TargetFailed | TargetDone | RunDone)
 Listener = Callable[[Event], None]
 
 

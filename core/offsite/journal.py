@@ -49,7 +49,7 @@ from offsite.errors import JournalError
 log = logging.getLogger(__name__)
 
 #: The schema version this offsite writes; ``len(MIGRATIONS)``.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: How long a statement waits for another connection's lock, in milliseconds.
 BUSY_TIMEOUT_MS = 10_000
@@ -96,6 +96,9 @@ class Placed:
     :ivar problem: why the file at the target is no longer trusted (changed
         by hand, or found damaged by ``offsite verify``), None while it is:
         the next run puts it again, and that clears the mark.
+    :ivar adopted: another tool put the file there and offsite found it to
+        hold the destination's file (:mod:`offsite.adopt`): it counts as
+        placed, but a mirror never deletes it (offsite did not write it).
     """
 
     remote_path: str
@@ -114,6 +117,7 @@ class Placed:
     remote_checksum: str | None = None
     remote_mtime: float | None = None
     problem: str | None = None
+    adopted: bool = False
 
 
 @attrs.frozen
@@ -275,9 +279,17 @@ def _v4_to_v5(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE status ADD COLUMN retries INTEGER NOT NULL DEFAULT 0")
 
 
+def _v5_to_v6(conn: sqlite3.Connection) -> None:
+    """Version 6: whether a placed file was adopted (found at the target,
+    put there by another tool) rather than uploaded (0 before)."""
+    for table in ("placed", "in_flight"):
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN adopted INTEGER NOT NULL DEFAULT 0")
+
+
 #: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
 #: Each runs in its own transaction together with the version bump.
-MIGRATIONS: Sequence[Migration] = (_v0_to_v1, _v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5)
+MIGRATIONS: Sequence[Migration] = (_v0_to_v1, _v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5,
+                                 _v5_to_v6)
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -299,6 +311,7 @@ _PLACED_COLUMNS = (
     "remote_checksum",
     "remote_mtime",
     "problem",
+    "adopted",
 )
 
 # The TargetStatus fields set_status may change (job and target are the key,
@@ -360,6 +373,7 @@ def _placed_values(placed: Placed) -> tuple[Any, ...]:
         placed.remote_checksum,
         placed.remote_mtime,
         placed.problem,
+        int(placed.adopted),
     )
 
 
@@ -381,6 +395,7 @@ def _placed_from_row(row: sqlite3.Row) -> Placed:
         remote_checksum=row["remote_checksum"],
         remote_mtime=None if row["remote_mtime"] is None else float(row["remote_mtime"]),
         problem=row["problem"],
+        adopted=bool(row["adopted"]),
     )
 
 

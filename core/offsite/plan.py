@@ -14,6 +14,15 @@ Rules (docs/USAGE.md explains them to operators):
   time), or that ``offsite verify`` found damaged, is distrusted: kept, marked,
   and put again until a new upload replaces it. Files at the target that
   offsite did not place are foreign: left alone, in mirror mode too.
+* **Adopted files.** A foreign file that :mod:`offsite.adopt` found to hold
+  the destination's file at the path offsite would put it (``adopted``,
+  read from the target before planning) counts as placed: nothing is sent
+  for it, and the plan lists it. Adopted files (these, and journal entries
+  marked ``adopted``) are never deleted by a mirror, nor counted in
+  ``max_delete``'s share: offsite did not write them.
+* **A foreign file in the way** (at a path offsite puts a file to, and not
+  adopted: another size or other bytes) is replaced by the upload, never
+  silently: a ``replaces-foreign`` note names it in the plan and the run.
 * **Mirror**: put what is missing or different (size, or the source changed
   since it was placed), delete what the destination no longer has, but only
   files offsite placed and the target still holds as placed, never a hidden
@@ -125,7 +134,8 @@ class Delete:
     reason: str
 
 
-NoteKind = Literal["waiting", "broken-chain", "bad-image", "skipped", "deletes-withheld"]
+NoteKind = Literal["waiting", "broken-chain", "bad-image", "skipped", "deletes-withheld",
+                   "replaces-foreign"]
 
 
 @attrs.frozen
@@ -154,6 +164,9 @@ class Plan:
     #: Journal entries whose file the target still has, but not as placed
     #: (path, why): keep them marked until the file is put again.
     distrust: tuple[tuple[str, str], ...] = ()
+    #: Foreign files found to hold the destination's files: record them as
+    #: placed (adopted); nothing is sent for them.
+    adopted: tuple[Placed, ...] = ()
 
     @property
     def puts(self) -> tuple[Put, ...]:
@@ -169,9 +182,16 @@ def plan(
     placed: Sequence[Placed],
     listing: Sequence[RemoteFile],
     options: Options,
+    adopted: Sequence[Placed] = (),
 ) -> Plan:
-    """Plan one run at one target. Pure: values in, values out."""
+    """Plan one run at one target. Pure: values in, values out.
+
+    :param adopted: foreign files :func:`offsite.adopt.adopt` found to hold
+        the destination's files (not yet in the journal).
+    """
     remote = {f.path: f for f in listing}
+    placed = [*placed, *adopted]
+    known = {p.remote_path for p in placed}
     trusted: dict[str, Placed] = {}  # there as placed, and not found damaged: counts as placed
     ours: set[str] = set()  # there as placed (damaged or not): mirror may delete it
     forget: list[str] = []
@@ -185,7 +205,7 @@ def plan(
         why = changed(p, seen)
         if why and why != p.problem:
             distrust.append((p.remote_path, why))
-        if not why:
+        if not why and not p.adopted:
             ours.add(p.remote_path)
         if why or p.problem:
             replaced.add(p.remote_path)
@@ -201,7 +221,14 @@ def plan(
     else:
         actions, more = _replicate(usable, trusted, remote, replaced, options)
         notes += more
-    return Plan(tuple(actions), tuple(notes), tuple(sorted(forget)), tuple(sorted(distrust)))
+    notes += [Note("replaces-foreign", a.remote,
+                   f"a file offsite did not place is there ({remote[a.remote].size} bytes) and "
+                   "does not match: the upload replaces it")
+              for a in actions if isinstance(a, Put) and a.remote in remote
+              and a.remote not in known]
+    kept = tuple(p for p in adopted if p.remote_path in trusted)
+    return Plan(tuple(actions), tuple(notes), tuple(sorted(forget)), tuple(sorted(distrust)),
+                kept)
 
 
 def changed(p: Placed, seen: RemoteFile) -> str | None:
