@@ -536,8 +536,13 @@ def _bug_after_a_refused_password(password: str) -> BaseException:
 
 
 def _stored(tmp_path: Path, password: str) -> None:
-    """Store and read back credentials, as every command that connects does."""
+    """Store and read back credentials, as every command that connects does
+    (in a process that has remembered nothing else: earlier tests' values
+    would blank their own words from the texts searched here)."""
     from offsite.credentials import CredentialStore
+    from offsite.redact import forget
+
+    forget()
 
     CredentialStore(tmp_path / "conf").set("j.t", {"password": password})
     assert CredentialStore(tmp_path / "conf").get("j.t") == {"password": password}
@@ -582,3 +587,15 @@ def test_a_logged_traceback_blanks_a_chained_library_error(tmp_path: Path) -> No
     assert "AuthenticationException" in out.getvalue()
     leaks = find({"log": out.getvalue()}, [password])
     assert not leaks, "\n".join(leaks)
+
+
+def test_a_short_value_is_blanked_as_a_word_not_inside_words() -> None:
+    from offsite.redact import forget, redact_remembered, remember
+
+    forget()
+    try:
+        remember(["b", "long-enough"])
+        text = "Traceback: server refused 'b' for bob; long-enough"
+        assert redact_remembered(text) == "Traceback: server refused '***' for bob; ***"
+    finally:
+        forget()

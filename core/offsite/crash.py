@@ -53,16 +53,15 @@ def report(exc: BaseException, argv: Sequence[str], *, verbose: bool = False) ->
     :param verbose: also return the traceback, before the one line.
     """
     from offsite import __version__
-    from offsite.redact import redact, remembered
+    from offsite.redact import redact_remembered
 
     # A chained library exception is not scrubbed: blank every credential
     # this process has seen (offsite.redact), in the report and on stderr.
-    secrets = remembered()
-    trace = redact("".join(traceback.format_exception(exc)), secrets)
+    trace = redact_remembered("".join(traceback.format_exception(exc)))
     text = (f"offsite {__version__} on Python {sys.version.split()[0]} ({sys.platform})\n"
             f"command: {' '.join(argv)}\n\n{trace}")
     where = _write(text)
-    detail = " ".join(redact(str(exc), secrets).split())
+    detail = " ".join(redact_remembered(str(exc)).split())
     if len(detail) > MAX_TEXT:
         detail = detail[: MAX_TEXT - 1] + "…"
     said = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

@@ -24,6 +24,7 @@ import base64
 import functools
 import logging
 import math
+import re
 import threading
 import urllib.parse
 from collections.abc import Iterable
@@ -60,16 +61,41 @@ _remembered: set[str] = set()
 _lock = threading.Lock()
 
 
+#: Remembered values shorter than this are blanked only where they stand as
+#: a word of their own: a one-letter value (a password "b", a region "x")
+#: blanked everywhere would take that letter out of every word of every
+#: traceback. Errors scrubbed with their target's own credentials
+#: (:meth:`offsite.errors.TargetError.scrub`) still blank every occurrence.
+MIN_REMEMBERED = 4
+
+
 def remember(values: Iterable[str]) -> None:
     """Blank these values from every crash report and log line of this process."""
     with _lock:
         _remembered.update(v for v in values if v)
 
 
+def forget() -> None:
+    """Forget every remembered value (for tests that run many stores in one process)."""
+    with _lock:
+        _remembered.clear()
+
+
 def remembered() -> tuple[str, ...]:
     """Every value :func:`remember` was given."""
     with _lock:
         return tuple(_remembered)
+
+
+def redact_remembered(text: str) -> str:
+    """``text`` with every remembered value blanked: long ones in every shape
+    (:func:`redact`), short ones (:data:`MIN_REMEMBERED`) where they stand as
+    a word, not inside a longer one."""
+    values = remembered()
+    text = redact(text, [v for v in values if len(v) >= MIN_REMEMBERED])
+    for short in (v for v in values if len(v) < MIN_REMEMBERED):
+        text = re.sub(rf"(?<!\w){re.escape(short)}(?!\w)", "***", text)
+    return text
 
 
 class RedactingFormatter(logging.Formatter):
@@ -81,7 +107,7 @@ class RedactingFormatter(logging.Formatter):
         self.inner = inner or logging.Formatter()
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(self.inner.format(record), remembered())
+        return redact_remembered(self.inner.format(record))
 
 
 def redact_handlers(handlers: Iterable[logging.Handler]) -> None:
@@ -91,5 +117,5 @@ def redact_handlers(handlers: Iterable[logging.Handler]) -> None:
             handler.setFormatter(RedactingFormatter(handler.formatter))
 
 
-__all__ = ["MIN_ENCODED", "RedactingFormatter", "redact", "redact_handlers", "remember",
-           "remembered", "shapes"]
+__all__ = ["MIN_ENCODED", "MIN_REMEMBERED", "RedactingFormatter", "forget", "redact",
+           "redact_handlers", "redact_remembered", "remember", "remembered", "shapes"]
