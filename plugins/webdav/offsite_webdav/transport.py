@@ -236,8 +236,11 @@ def makedirs(conn: DavConnection, folder: str) -> None:
         makedirs(conn, posixpath.dirname(folder))
         try:
             _call(conn, "mkdir", folder + "/").close()
-        except dav.MethodNotSupported:
-            # 405: something is there now (another writer made it): see what.
+        except (dav.MethodNotSupported, dav.ResponseErrorCode):
+            # 405: something is there now (another writer made it): see
+            # what. wsgidav answers a MKCOL that races another for the same
+            # folder with a 500 (its FileExistsError), so any refusal is
+            # looked at before it is believed.
             found = stat(conn, folder)
             if found is None:
                 raise

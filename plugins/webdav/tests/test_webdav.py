@@ -191,6 +191,31 @@ def test_a_folder_removed_between_puts_is_made_again(dav_http: DavInfo,
         assert [f.path for f in session.list()] == ["set/b.ofi"]
 
 
+def test_connections_racing_to_make_the_same_folder_all_get_it(dav_http: DavInfo,
+                                                               dav_folder: str) -> None:
+    """Two jobs' targets on one server make the same folders at once: wsgidav
+    answers the MKCOL that loses the race with a 500 (FileExistsError), which
+    must not fail the connect (it did, once in a full CI run)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    for round_ in range(8):
+        endpoint = dav_http.endpoint(f"{dav_folder}/r{round_}/a/b/c")
+        barrier = threading.Barrier(6)
+
+        def connect(n: int, endpoint: Endpoint = endpoint,
+                    barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            with Transport.for_endpoint(endpoint).connect(endpoint) as session:
+                session.put(f"f{n}.ofi", BytesSource(b"%d" % n))
+
+        with ThreadPoolExecutor(6) as pool:
+            for done in [pool.submit(connect, n) for n in range(6)]:
+                done.result()
+        assert sorted(p.name for p in (dav_http.root / dav_folder / f"r{round_}/a/b/c").iterdir()
+                      ) == [f"f{n}.ofi" for n in range(6)]
+
+
 @pytest.mark.parametrize("name", ["a b.ofi", "ü/ß.ofi", "100%.ofi", "%20.ofi", "a#b;c?d.ofi",
                                   "日本/バ.ofi", "emoji 🎉.ofi"])
 def test_paths_are_percent_encoded_both_ways(name: str) -> None:
