@@ -43,17 +43,21 @@ MAX_PARTS = 10_000
 LARGE_PART = 8 << 20
 LARGE_UPLOAD = 64 << 20
 #: Parts uploaded at once (at most): every part is held in memory while it
-#: goes, so they are also bounded by PART_MEMORY.
-PARALLEL_PARTS = 4
+#: goes, so they are also bounded by PART_MEMORY. Three, by measurement
+#: (`bench/s3.py --parts put --size 1G`, moto): a 1 GiB put took 7.1 s and
+#: peaked at 99 MiB with three (HTTPS: 8.3 s, 93 MiB), 9.0 s and 107 MiB
+#: with four; rclone 10.1 s (HTTPS 14.1 s) and boto3's default of ten
+#: threads 9.4 s. The server is the limit, not the parts in flight.
+PARALLEL_PARTS = 3
 #: The bytes of parts held at once, the one being read included. Parts grow
 #: with the file (size / 10,000 past 80 GiB): a 1 TiB image has 105 MiB
-#: parts, and four of them in flight would hold 420 MiB. Parts larger than
+#: parts, and three of them in flight would hold 315 MiB. Parts larger than
 #: PART_MEMORY / PARALLEL_PARTS are therefore not held at all where that
 #: can be done (HTTPS with a checksum: see PartStream): each streams from
 #: the source as it goes, one at a time. Elsewhere fewer go at once, down to
 #: one while the next is read (which still keeps a link busy: reading a part
 #: takes far less time than sending it).
-PART_MEMORY = 64 << 20
+PART_MEMORY = 48 << 20
 
 
 def part_size(size: int) -> int:

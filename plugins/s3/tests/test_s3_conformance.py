@@ -179,7 +179,7 @@ def _trusted(info: Any) -> Endpoint:
 
 def test_large_parts_over_https_stream_from_the_source(moto_s3_tls: Any,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    # 20 MiB parts (an 80 MiB file in at most 4 parts) are more than four fit
+    # 20 MiB parts (an 80 MiB file in at most 4 parts) are more than three fit
     # in PART_MEMORY: over HTTPS each goes straight from the source, nothing
     # of it held (measured: 10 MiB; buffered, three at once: 132 MiB).
     monkeypatch.setattr(multipart, "MAX_PARTS", 4)
@@ -195,7 +195,7 @@ def test_large_parts_over_https_stream_from_the_source(moto_s3_tls: Any,
 
 def test_parts_over_https_are_held_once(moto_s3_tls: Any) -> None:
     # Left to botocore, a part's checksum goes in a trailer over HTTPS, for
-    # which botocore copies a bytes-like body first: four 8 MiB parts in
+    # which botocore copies a bytes-like body first: the 8 MiB parts in
     # flight would be held twice (measured: 76 MiB). offsite sends the
     # checksum it computed in a header instead.
     peak = _put_measuring_heap(_trusted(moto_s3_tls), "held.ofi",
