@@ -412,6 +412,31 @@ def test_missing_destination(site: Site) -> None:
     assert "destination folder" in result.stderr and "does not exist" in result.stderr
 
 
+def test_check_reports_a_missing_or_unreadable_destination_first(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    site.image()
+    site.one_target(site.target('t'))
+    ok = site.cli("check")
+    assert ok.stdout.splitlines()[:2] == [f"nightly  {site.dest}",
+                                          f"  ok     destination   {site.dest}"]
+    # An unmounted disk: every target of the job would fail, so check fails.
+    site.dest.rename(site.root / "moved")
+    missing = site.cli("check", code=4)
+    assert f"FAILED destination   {site.dest}" in missing.stdout
+    assert "does not exist" in missing.stdout and "job[0].destination" in missing.stdout
+    assert "ok     probe-delete" in missing.stdout, "the targets are still checked"
+    (site.root / "moved").rename(site.dest)
+    # A folder the service's user cannot read (root reads anything, so the
+    # answer to "may I read it?" is what is changed here).
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == site.dest
+                        else real_access(path, mode, **kw))
+    unreadable = site.cli("check", code=4)
+    assert "cannot read the destination folder" in unreadable.stdout
+    monkeypatch.undo()
+    assert sorted(os.listdir(site.dest)) == [".vol-b001.ofimap", "vol-b001.ofi"], "nothing lost"
+
+
 def test_target_folder_that_is_a_file(site: Site) -> None:
     site.image()
     blocker = site.root / "blocker"

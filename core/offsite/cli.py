@@ -408,6 +408,7 @@ def check(job: str | None, target: str | None, trust_host_key: bool) -> None:
         ctx = _ctx()
         store = ctx.credentials()
         failed = unusable = False
+        jobs_seen: set[str] = set()
         for j, t in ctx.targets(job, target):
             endpoint = target_endpoint(j, t, store)
             try:
@@ -415,10 +416,14 @@ def check(job: str | None, target: str | None, trust_host_key: bool) -> None:
             except PluginError as exc:
                 # Nothing to connect with: one failed step, with the message run gives.
                 unusable = True
+                failed |= not _destination_once(j, jobs_seen)
                 click.echo(f"{j.name}.{t.name}  {endpoint.url}")
                 click.echo(f"  FAILED {'plugin':13} {exc.fields.get('distribution', '?')}")
                 click.echo(f"         {exc}")
                 continue
+            # After the target's configuration is known to be sound: a
+            # configuration error prints nothing but itself (exit 2).
+            failed |= not _destination_once(j, jobs_seen)
             report = transport.check(endpoint)
             refused = report.failed.error if report.failed else None
             if (trust_host_key and isinstance(refused, HostKeyRejected)
@@ -435,6 +440,44 @@ def check(job: str | None, target: str | None, trust_host_key: bool) -> None:
             sys.exit(EXIT_USAGE)
         if failed:
             sys.exit(EXIT_CHECK_FAILED)
+
+
+def _destination_once(job: Any, seen: set[str]) -> bool:
+    """:func:`_check_destination` for the first of a job's targets; True after."""
+    if job.name in seen:
+        return True
+    seen.add(job.name)
+    return _check_destination(job)
+
+
+def _check_destination(job: Any) -> bool:
+    """Print the job's destination as one step; True if run could scan it.
+
+    A run reads the destination before it connects anywhere: a disk that
+    is not mounted, or a folder this user cannot read, fails every target
+    of the job, so check says so first.
+    """
+    import getpass
+
+    from offsite.errors import ConfigError
+
+    folder = job.destination
+    click.echo(f"{job.name}  {folder}")
+    try:
+        job.require_destination()
+    except ConfigError as exc:
+        problem = str(exc)
+    else:
+        problem = "" if os.access(folder, os.R_OK | os.X_OK) else (
+            f"this user ({getpass.getuser()}) cannot read the destination folder. Fix: give "
+            "it read access (the service's user, for the replicator), or correct the "
+            "destination key")
+    if problem:
+        click.echo(f"  FAILED {'destination':13} {folder}")
+        click.echo(f"         {problem}")
+        return False
+    click.echo(f"  ok     {'destination':13} {folder}")
+    return True
 
 
 def _action_json(action: Any) -> dict[str, Any]:

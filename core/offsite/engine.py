@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -91,6 +92,15 @@ from offsite.throttle import BandwidthLimit
 from offsite.transport import Endpoint, FileSource, Readable, Source
 
 log = logging.getLogger(__name__)
+
+
+def _named(job: Job, file: object) -> str:
+    """A damaged file as the planner's notes name it: relative to the
+    destination (the message itself gives the full path)."""
+    try:
+        return Path(str(file)).relative_to(job.destination).as_posix()
+    except ValueError:
+        return str(file)
 
 class HashingSource:
     """A source that computes the SHA-256 of what a ``put`` read, end to end."""
@@ -481,7 +491,7 @@ class Engine:
         try:
             source = self._source(job, action)
         except ImageError as exc:
-            self._note(job, target, Note("bad-image", exc.file, str(exc)), tally)
+            self._note(job, target, Note("bad-image", _named(job, exc.file), str(exc)), tally)
             self._abandon(job, target, session, action.remote, resume)
             return False
         stats = [p.stat() for p in paths]
@@ -522,7 +532,8 @@ class Engine:
             cause = find_cause(exc, ImageError)
             if cause is None:
                 raise
-            self._note(job, target, Note("bad-image", cause.file, str(cause)), tally)
+            self._note(job, target, Note("bad-image", _named(job, cause.file), str(cause)),
+                       tally)
             self._abandon(job, target, session, action.remote, last_token)
             return False
         finally:
