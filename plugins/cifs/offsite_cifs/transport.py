@@ -121,10 +121,6 @@ class SmbTransport:
         timeout = _option_seconds(endpoint, "timeout", DEFAULT_TIMEOUT)
         domain = str(endpoint.options.get("domain") or "")
         password = endpoint.credentials.get("password")
-        if not password:
-            with steps.step("auth", endpoint.username):
-                raise AuthError("no password is stored for this target",
-                                fix="offsite credentials set {name}")
         self._reach(steps, host, port, timeout)
         connection = new_connection(host, port)
         try:
@@ -135,6 +131,12 @@ class SmbTransport:
                                 fix="turn the target option encrypt off, or enable SMB3 "
                                 "encryption on the server")
             user = f"{domain}\\{endpoint.username}" if domain else endpoint.username
+            if not password:
+                # In step order (after resolve, connect, negotiate): a wrong
+                # host name is said as such, not as a missing password.
+                with steps.step("auth", user):
+                    raise AuthError("no password is stored for this target",
+                                    fix="offsite credentials set {name}")
             session = Session(connection, user, password, require_encryption=encrypt,
                               auth_protocol="ntlm")
             with steps.step("auth", user):

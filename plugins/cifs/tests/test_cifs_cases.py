@@ -97,6 +97,14 @@ def test_no_password_stored(smbd: Any, smb_folder: str) -> None:
     assert "no password is stored" in str(check_fails(endpoint, "auth"))
 
 
+def test_a_wrong_host_without_a_password_fails_at_resolve(smbd: Any, smb_folder: str) -> None:
+    # Steps go in order: a host name that does not resolve is what to fix
+    # first, even when no password is stored yet.
+    endpoint = attrs.evolve(smb_endpoint(smbd, smb_folder), host="no-such-host.invalid",
+                            credentials={})
+    assert "no password" not in str(check_fails(endpoint, "resolve"))
+
+
 def test_missing_share(smbd: Any) -> None:
     error = check_fails(smb_endpoint(smbd, "x", share="no-such-share"), "share")
     assert isinstance(error, NotFound) and "no share 'no-such-share'" in str(error)
