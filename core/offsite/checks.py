@@ -56,7 +56,8 @@ class CheckReport:
         return next((s for s in self.steps if not s.ok), None)
 
 
-def open_tcp(steps: Steps, host: str, port: int, timeout: float) -> socket.socket:
+def open_tcp(steps: Steps, host: str, port: int, timeout: float, *,
+             resolve_fix: str | None = None) -> socket.socket:
     """The ``resolve`` and ``connect`` steps every network plugin starts with.
 
     The socket sends small messages at once (``TCP_NODELAY``): the protocols
@@ -64,6 +65,8 @@ def open_tcp(steps: Steps, host: str, port: int, timeout: float) -> socket.socke
     the ACK of the one before, which the peer delays by up to 40 ms (measured
     on SSH: password authentication took 61 ms with Nagle, 19 ms without).
 
+    :param resolve_fix: the fix when the host does not resolve, where the
+        host is not the target URL's (an option such as S3's endpoint_url).
     :returns: the connected socket (the caller owns it).
     :raises ResolveFailed: the host name does not resolve.
     :raises ConnectFailed: nothing answers at ``host:port`` (retried).
@@ -72,7 +75,7 @@ def open_tcp(steps: Steps, host: str, port: int, timeout: float) -> socket.socke
         try:
             socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
-            raise ResolveFailed(exc.strerror or str(exc), host=host) from None
+            raise ResolveFailed(exc.strerror or str(exc), host=host, fix=resolve_fix) from None
     with steps.step("connect", f"{host}:{port}"):
         try:
             sock = socket.create_connection((host, port), timeout=timeout)

@@ -114,7 +114,12 @@ def connect(endpoint: Endpoint, steps: Steps) -> S3Connection:
     core = botocore.session.Session(profile=endpoint.options.get("profile") or None)
     # The steps open their own connection (boto3 makes its own for the
     # requests) to say which one failed: DNS, TCP, or the certificate.
-    sock = open_tcp(steps, host, port, timeout=timeout_option(endpoint.options))
+    # The host is not the URL's (that names the bucket): say which option made it.
+    resolve_fix = (f"check the target option endpoint_url ({url}) and this machine's DNS "
+                   "settings" if endpoint.options.get("endpoint_url") else
+                   f"check the target option region ({region}) and this machine's DNS settings")
+    sock = open_tcp(steps, host, port, timeout=timeout_option(endpoint.options),
+                    resolve_fix=resolve_fix)
     if parts.scheme == "https":
         sock = start_tls(steps, sock, host, ca_file=_trusted(endpoint.options, core))
     sock.close()

@@ -26,6 +26,8 @@ def test_an_endpoint_that_does_not_resolve(moto_s3: Any) -> None:
     error = check_fails(endpoint_at(moto_s3, f"http://{UNRESOLVABLE}:9000"), "resolve")
     assert isinstance(error, ResolveFailed) and not error.retryable
     assert f"cannot resolve host '{UNRESOLVABLE}'" in str(error)
+    # The host came from an option, not from the URL (which names the bucket).
+    assert f"check the target option endpoint_url (http://{UNRESOLVABLE}:9000)" in str(error)
 
 
 def test_an_endpoint_where_nothing_listens(moto_s3: Any) -> None:
