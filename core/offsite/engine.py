@@ -102,6 +102,7 @@ def _named(job: Job, file: object) -> str:
     except ValueError:
         return str(file)
 
+
 class HashingSource:
     """A source that computes the SHA-256 of what a ``put`` read, end to end."""
 
