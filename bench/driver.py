@@ -64,6 +64,7 @@ from measure import (
     empty,
     human,
     median,
+    prefault,
     rss_floor,
     run,
     sha256,
@@ -116,6 +117,10 @@ def arguments(doc: str, *, tls: bool = False, modes: Sequence[str] = (),
                         help="where the files and the server's folders go (default: a folder"
                              " under /work, else the system's temporary folder); a tmpfs such"
                              " as /dev/shm takes the disk's write-back out of the timings")
+    parser.add_argument("--prefault", default="2G", type=size,
+                        help="fresh memory touched and freed before every timed step, so"
+                             " that no tool pays for pages a VM's balloon handed back to the"
+                             " host (2G; 0: none; see measure.prefault)")
     if extend:
         extend(parser)
     args = parser.parse_args()
@@ -146,7 +151,8 @@ def main(args: argparse.Namespace, protocols: Sequence[Protocol], name: str) -> 
         version = subprocess.run(["rclone", "version"], capture_output=True, text=True,
                                  check=True).stdout.splitlines()[0]
         print(f"{version}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs;"
-              f" parts: {', '.join(args.parts)}", flush=True)
+              f" parts: {', '.join(args.parts)}; {human(args.prefault)} prefaulted before"
+              " each timed step", flush=True)
         rss_floor(work / "cmd.log")
         payload = work / "payload.bin"
         if {"put", "get"} & set(args.parts):
@@ -213,13 +219,15 @@ class Bench:
     def rounds(self, steps: list[Step], *, before: Callable[[str], None],
                after: Callable[[str, int], None]) -> dict[str, list[Row]]:
         """``--runs`` rounds, alternating the order: ``before(tool)`` and the
-        page cache written back (untimed), the timed step, ``after(tool, round)``."""
+        page cache written back and fresh memory touched (untimed, see
+        :func:`measure.prefault`), the timed step, ``after(tool, round)``."""
         steps = [(key, self.watch(key, step)) for key, step in steps]
         results: dict[str, list[Row]] = {key: [] for key, _ in steps}
         for r in range(self.args.runs):
             for key, step in alternate(r, steps):
                 before(key)
                 os.sync()
+                prefault(self.args.prefault)
                 results[key].append(step())
                 after(key, r)
             order = " → ".join(k for k, _ in alternate(r, steps))

@@ -100,10 +100,16 @@ class Ftp(Protocol):
 
     def rclone_remote(self, path: str) -> str:
         # disable_mlsd, and disable_tls13 over TLS: see FtpdInfo.rclone_remote.
-        return self.ftpd.rclone_remote(path, self.obscured)
+        return self.ftpd.rclone_remote(path)
 
     def rclone_env(self) -> dict[str, str]:
-        return self.ftpd.rclone_env()
+        return self.ftpd.rclone_env(self.obscured)
+
+    def rclone_flags(self) -> list[str]:
+        # rclone 1.60 downloads a file over 250 MiB in ranges on several
+        # connections, each cut off at its range's end: pyftpdlib answers that
+        # with 426 and rclone fails the copy. One stream, as offsite reads.
+        return [*super().rclone_flags(), "--multi-thread-streams", "0"]
 
 
 def main() -> None:

@@ -97,22 +97,23 @@ class FtpdInfo:
 
     # -- rclone as a reference client (benchmarks) --------------------------------
 
-    def rclone_remote(self, path: str, obscured_password: str) -> str:
-        """An on-the-fly rclone remote (``rclone obscure`` the password first).
+    def rclone_remote(self, path: str) -> str:
+        """An on-the-fly rclone remote; the password goes in :meth:`rclone_env`,
+        never in argv (where ``ps`` and a failed command's report show it).
 
         ``disable_mlsd``: pyftpdlib answers MLSD of a missing folder with 501,
         which rclone 1.60 does not take for "not found". ``disable_tls13``:
         over TLS 1.3 rclone's uploads arrive cut short (see datachannel).
         """
-        opts = (f"host={self.host},port={self.port},user={self.user},"
-                f"pass={obscured_password},disable_mlsd=true")
+        opts = f"host={self.host},port={self.port},user={self.user},disable_mlsd=true"
         if self.tls == "required":
             opts += ",explicit_tls=true,disable_tls13=true"
         return f":ftp,{opts}:{path}"
 
-    def rclone_env(self) -> dict[str, str]:
-        """rclone's FTP backend ignores --ca-cert; Go reads SSL_CERT_FILE."""
-        env = {"RCLONE_CONFIG": os.devnull}
+    def rclone_env(self, obscured_password: str) -> dict[str, str]:
+        """rclone's environment: the password (``rclone obscure`` it first), and
+        the CA (rclone's FTP backend ignores --ca-cert; Go reads SSL_CERT_FILE)."""
+        env = {"RCLONE_CONFIG": os.devnull, "RCLONE_FTP_PASS": obscured_password}
         if self.ca_file and self.tls == "required":
             env["SSL_CERT_FILE"] = self.ca_file
         return env

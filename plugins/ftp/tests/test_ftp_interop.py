@@ -25,7 +25,7 @@ def test_rclone_interop(tmp_path: Path, request: pytest.FixtureRequest, server: 
     obscured = subprocess.run(["rclone", "obscure", "-"], input=ftp.password, text=True,
                               capture_output=True, check=True).stdout.strip()
     try:
-        interop.rclone_interop(spec, ftp.rclone_remote(folder, obscured), tmp_path,
-                               env=ftp.rclone_env())
+        interop.rclone_interop(spec, ftp.rclone_remote(folder), tmp_path,
+                               env=ftp.rclone_env(obscured))
     finally:
         shutil.rmtree(ftp.root / folder, ignore_errors=True)
