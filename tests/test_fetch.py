@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -64,6 +65,18 @@ class TestStreams(LocalTarget):
             assert [s.closed for _p, _o, s in counting.streams] == [True, True, False], \
                 "one stream open at a time by default"
         assert all(s.closed for _p, _o, s in counting.streams)
+
+    def test_a_stream_with_a_skip_horizon_reads_on_up_to_it(self, session: Session) -> None:
+        session.put("f.bin", BytesSource(DATA))
+        counting = ReadsOn(session)
+        with RemoteAccess(counting, "f.bin", len(DATA)) as f:
+            assert f.pread(10, 0) == DATA[:10]
+            far = 10 + SKIP + SKIP // 2  # past the core's SKIP, within the stream's horizon
+            assert f.pread(10, far) == DATA[far:far + 10]
+            assert [o for _p, o, _s in counting.streams] == [0], "read on, no new get"
+            beyond = far + 10 + ReadsOn.HORIZON + 1
+            assert f.pread(10, beyond) == DATA[beyond:beyond + 10]
+            assert [o for _p, o, _s in counting.streams] == [0, beyond], "past it: a new get"
 
     def test_nothing_to_read_opens_nothing(self, counting: CountingSession) -> None:
         with RemoteAccess(counting, "f.bin", len(DATA)) as f:
@@ -203,3 +216,26 @@ def test_restore_command_names_the_bad_file_in_one_line(tmp_path: Path, case: st
                              "damaged or missing at the target, and the next offsite run puts "
                              "it again from the destination"), lines[0]
     assert list(out_dir.iterdir()) == [], "OUTPUT absent, no temporary file"
+
+
+class _Horizon:
+    """A session's stream, declaring how far reading on beats a new get."""
+
+    def __init__(self, stream: Any, horizon: int) -> None:
+        self._stream, self.skip_horizon = stream, horizon
+
+    def read(self, n: int = -1, /) -> bytes:
+        data: bytes = self._stream.read(n)
+        return data
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class ReadsOn(CountingSession):
+    """A counting session whose streams declare a skip horizon of 2 MiB (as S3's do)."""
+
+    HORIZON = 2 * SKIP
+
+    def get(self, path: str, offset: int = 0) -> Any:
+        return _Horizon(super().get(path, offset), self.HORIZON)

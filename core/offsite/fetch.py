@@ -135,7 +135,11 @@ def restore_from_target(session: Session, image: str, output: Path, *,
     chain = remote_chain(session, image)
     output = output.absolute()
     check_output(output, force)
-    with Streams(session) as streams:
+    # A restore merges the chain's images in rounds, switching between them:
+    # where the connection serves several streams, each image keeps its own
+    # (on moto every new ranged GET of a 1 GiB object cost seconds).
+    limit = len(chain) if session.transport.info.parallel_gets else 1
+    with Streams(session, limit=limit) as streams:
         readers: list[ImageReader] = []
         try:
             for item in chain:

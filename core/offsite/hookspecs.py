@@ -152,6 +152,12 @@ def capabilities() -> Mapping[str, bool] | None:
       reports "restarted from the beginning: the target cannot resume an
       upload" instead of "resuming", and ``offsite targets --json`` shows
       the capability.
+    * ``parallel_gets`` (default ``False``): several ``get`` streams of one
+      connection may be open at once (S3: each is a request of its own).
+      A restore from the target then keeps one stream per image of the
+      chain instead of reopening one at every switch between images (a
+      new ``get`` at an offset each time: on a store that pays per
+      request, or per range read, that decides the restore's time).
 
     :returns: capability name → whether the protocol has it, e.g.
         ``{"resume": False}``.
@@ -305,7 +311,8 @@ def get(conn: Connection, path: str, offset: int) -> Readable | None:
     Restores and verification read through this; return a stream that reads
     ahead as your protocol allows (SFTP prefetch, HTTP streaming) but never
     loads the whole file. The caller closes it, before its next call on the
-    same connection: a connection has at most one stream open at a time.
+    same connection: a connection has at most one stream open at a time
+    (unless the ``parallel_gets`` capability says it serves several).
     Errors raised while reading from the stream are translated like any
     other.
 
@@ -318,7 +325,10 @@ def get(conn: Connection, path: str, offset: int) -> Readable | None:
     (skipping between them), so a stream that asks ahead asks for just
     those; reading anything else afterwards must still return the file's
     bytes. offsite-sftp's streams have both: a restore then fetches only
-    the winning blocks of each image.
+    the winning blocks of each image. Without ``skip``, a forward gap up to
+    1 MiB is read and dropped and a longer one opens a new stream; a stream
+    whose new ``get`` costs more than reading on (an S3 request) says how far
+    reading on still pays with an attribute ``skip_horizon`` (bytes).
 
     An ``offset`` at the end of the file or past it is not an error: return
     a stream whose first ``read`` returns ``b""`` (an HTTP server's 416 Range

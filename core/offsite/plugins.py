@@ -93,6 +93,12 @@ class PluginInfo:
         capability, True unless the plugin says otherwise)."""
         return bool(self.capabilities.get("resume", True))
 
+    @property
+    def parallel_gets(self) -> bool:
+        """Whether one connection serves several open ``get`` streams (the
+        ``parallel_gets`` capability, False unless the plugin says so)."""
+        return bool(self.capabilities.get("parallel_gets", False))
+
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
 

@@ -79,8 +79,12 @@ class _Stream:
     def horizon(self) -> int:
         """How far forward this stream is worth skipping to rather than
         opening a new one: anywhere where the plugin's stream skips without
-        reading (the session's ``can_skip``), else :data:`SKIP`."""
-        return FAR if getattr(self.stream, "can_skip", False) else SKIP
+        reading (the session's ``can_skip``), else its ``skip_horizon`` (a
+        new ``get`` costs a request: S3), else :data:`SKIP`."""
+        if getattr(self.stream, "can_skip", False):
+            return FAR
+        declared = getattr(self.stream, "skip_horizon", None)
+        return SKIP if declared is None else max(SKIP, int(declared))
 
     def skip(self, length: int) -> bool:
         """Drop ``length`` bytes (read and dropped, unless the plugin's stream

@@ -371,6 +371,13 @@ class _ReadStream(io.RawIOBase):
         return skipped
 
     @property
+    def skip_horizon(self) -> int | None:
+        """How far forward reading on beats a new ``get`` (the plugin's
+        stream's ``skip_horizon``; None: the core's default)."""
+        horizon = getattr(self._stream, "skip_horizon", None)
+        return int(horizon) if horizon is not None else None
+
+    @property
     def can_want(self) -> bool:
         """Whether the plugin's stream takes a plan of the ranges read next (see ``get``)."""
         return callable(getattr(self._stream, "want", None))
