@@ -138,7 +138,8 @@ def restore_from_target(session: Session, image: str, output: Path, *,
     # A restore merges the chain's images in rounds, switching between them:
     # where the connection serves several streams, each image keeps its own
     # (on moto every new ranged GET of a 1 GiB object cost seconds).
-    limit = len(chain) if session.transport.info.parallel_gets else 1
+    # At most 8: botocore's pool keeps 10 connections.
+    limit = min(len(chain), 8) if session.transport.info.parallel_gets else 1
     with Streams(session, limit=limit) as streams:
         readers: list[ImageReader] = []
         try:
