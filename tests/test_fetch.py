@@ -3,6 +3,7 @@ the random access over ``get`` streams, broken chains, and the command line."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -10,12 +11,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from offsite.cli import cli
 from offsite.errors import BrokenChain, IncompleteImage
 from offsite.fetch import remote_chain, restore_from_target
 from offsite.image import ImageReader
-from offsite.remote import SKIP, RemoteAccess, Streams
+from offsite.remote import HEAD, SKIP, TAIL, RemoteAccess, Streams
 from offsite.session import Session, Transport
 from offsite.testing import conformance, remote_read
 from offsite.testing.remote_read import (
@@ -60,10 +63,76 @@ class TestStreams(LocalTarget):
             assert f.pread(10, 6000 + SKIP) == DATA[6000 + SKIP:6010 + SKIP], "gap read through"
             assert [o for _p, o, _s in counting.streams] == [0]
             assert f.pread(10, 6011 + 2 * SKIP) == DATA[6011 + 2 * SKIP:6021 + 2 * SKIP]
-            assert f.pread(10, 0) == DATA[:10], "backwards: a new stream"
-            assert [o for _p, o, _s in counting.streams] == [0, 6011 + 2 * SKIP, 0]
+            assert f.pread(10, 0) == DATA[:10], "the start, read before: kept"
+            assert [o for _p, o, _s in counting.streams] == [0, 6011 + 2 * SKIP]
+            back = 6000 + SKIP // 2
+            assert f.pread(10, back) == DATA[back:back + 10], "backwards: a new stream"
+            assert [o for _p, o, _s in counting.streams] == [0, 6011 + 2 * SKIP, back]
             assert [s.closed for _p, _o, s in counting.streams] == [True, True, False], \
                 "one stream open at a time by default"
+        assert all(s.closed for _p, _o, s in counting.streams)
+
+    def test_the_end_brings_the_tail_before_it_along(self, counting: CountingSession) -> None:
+        size = len(DATA)
+        with Streams(counting, limit=4) as streams:
+            f = RemoteAccess(streams, "f.bin", size)
+            assert f.pread(40, size - 40) == DATA[-40:], "an image's footer"
+            assert [o for _p, o, _s in counting.streams] == [size - TAIL]
+            assert counting.streams[0][2].closed, "at the end: closed, its place free"
+            at = size - TAIL + 1000
+            assert f.pread(5000, at) == DATA[at:at + 5000], "the index before it"
+            assert f.pread(40, size - 40) == DATA[-40:]
+            assert len(counting.streams) == 1, "both kept from the tail read"
+            assert f.pread(10, 0) == DATA[:10], "moving on"
+            assert f.pread(10, at) == DATA[at:at + 10]
+            assert [o for _p, o, _s in counting.streams] == [size - TAIL, 0, at], \
+                "the tail is not held once the reader has moved on"
+
+    def test_a_file_read_through_to_its_end_reads_on(self, counting: CountingSession) -> None:
+        size, piece = len(DATA), 100_000
+        with RemoteAccess(counting, "f.bin", size) as f:
+            got = b"".join(f.pread(piece, at) for at in range(0, size, piece))
+        assert got == DATA
+        assert [o for _p, o, _s in counting.streams] == [0], "the last piece: no tail read"
+
+    def test_the_start_is_kept_up_to_a_limit(self, counting: CountingSession) -> None:
+        with RemoteAccess(counting, "f.bin", len(DATA)) as f:
+            for at in range(0, HEAD + 1000, 1000):  # read on past the limit
+                assert f.pread(1000, at) == DATA[at:at + 1000]
+            assert f.pread(1000, 5000) == DATA[5000:6000]
+            assert len(counting.streams) == 1, "within the kept start: no new get"
+            assert f.pread(1000, HEAD + 500) == DATA[HEAD + 500:HEAD + 1500]
+            assert [o for _p, o, _s in counting.streams] == [0, HEAD + 500], \
+                "past the kept start: a stream"
+
+    @settings(max_examples=300, deadline=None)
+    @given(size=st.integers(0, 3 * TAIL), limit=st.integers(1, 3), reads=st.lists(
+        st.tuples(st.floats(0, 1), st.integers(0, TAIL + 5000)), max_size=25))
+    def test_every_read_returns_the_files_bytes(self, size: int, limit: int,
+                                                reads: list[tuple[float, int]]) -> None:
+        data = DATA[:size]
+        getter = InMemory(data)
+        with Streams(getter, limit=limit) as streams:
+            f = RemoteAccess(streams, "f.bin", size)
+            for where, length in reads:
+                # Half the reads end at the file's end (footers), the rest anywhere.
+                offset = int(where * size)
+                if length % 2:
+                    offset = max(0, size - length)
+                assert f.pread(length, offset) == data[offset:offset + length]
+                assert len(streams._open) <= limit
+        assert all(s.closed for s in getter.opened)
+
+    def test_a_restore_reads_no_header_twice(self, session: Session, tmp_path: Path) -> None:
+        chain = remote_read.place_chain(session, tmp_path)
+        counting = CountingSession(session)
+        restore_from_target(counting, chain.remote(LAST), tmp_path / "out.raw")
+        assert (tmp_path / "out.raw").read_bytes() == chain.states[LAST]
+        at_start = [p for p, o, _s in counting.streams if o == 0]
+        assert len(at_start) == len(set(at_start)) == 3, \
+            f"each image's start read once, while the chain was found: {counting.streams}"
+        tails = [p for p, o, _s in counting.streams if o > 0 and p == chain.remote(LAST)]
+        assert len(tails) == 1, "the image asked for: its footer read once"
         assert all(s.closed for _p, _o, s in counting.streams)
 
     def test_a_stream_with_a_skip_horizon_reads_on_up_to_it(self, session: Session) -> None:
@@ -230,6 +299,19 @@ class _Horizon:
 
     def close(self) -> None:
         self._stream.close()
+
+
+class InMemory:
+    """A getter over bytes: streams of ``data`` from an offset."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.opened: list[io.BytesIO] = []
+
+    def get(self, path: str, offset: int = 0) -> io.BytesIO:
+        stream = io.BytesIO(self.data[offset:])
+        self.opened.append(stream)
+        return stream
 
 
 class ReadsOn(CountingSession):

@@ -17,6 +17,7 @@ offsite recorded when it placed the file, that it is still that image.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 from pathlib import Path
 
@@ -33,22 +34,12 @@ from offsite.image.format import NAME, Metadata
 from offsite.image.reader import ImageReader, read_metadata
 from offsite.image.restore import check_output, restore_readers
 from offsite.image.verify import check_payloads
-from offsite.remote import RemoteAccess, Streams
+from offsite.remote import RemoteAccess, RemoteFiles, Streams
 from offsite.session import Session
 from offsite.transport import RemoteFile
 
 #: The prefix of an image's digest as the journal records it (``ofi:`` + hex).
 DIGEST_PREFIX = "ofi:"
-
-
-def remote_header(session: Session | Streams, path: str, size: int) -> Metadata:
-    """The metadata of a remote image, from its header (read through ``get``).
-
-    :raises ImageError: the file is not an image, or its header is cut
-        short or damaged.
-    """
-    with RemoteAccess(session, path, size) as access:
-        return read_metadata(access)
 
 
 def _listing(session: Session, folder: str) -> dict[str, RemoteFile]:
@@ -73,9 +64,13 @@ def _may_belong(name: str, gap: Metadata) -> bool:
         and seq < gap.seq_first
 
 
-def remote_chain(session: Session, image: str) -> list[ImageFile]:
+def remote_chain(session: Session, image: str, *,
+                 files: RemoteFiles | None = None) -> list[ImageFile]:
     """The chain from its full image to ``image``, as the target holds it.
 
+    :param files: read the images through these and leave them open there
+        (a restore reads the chain's images again through the same ones);
+        by default through files of its own, closed on return.
     :raises NotFound: ``image`` is not at the target.
     :raises ImageError: ``image`` is not a sound image (not an image, cut
         short, a damaged header or footer), naming its remote path.
@@ -87,19 +82,22 @@ def remote_chain(session: Session, image: str) -> list[ImageFile]:
     listing = {p: f for p, f in _listing(session, folder).items() if p.endswith(".ofi")}
     if image not in listing:
         raise NotFound(path=image, step="restore")
-    with Streams(session) as streams:
+    with contextlib.ExitStack() as stack:
+        if files is None:
+            files = stack.enter_context(RemoteFiles(Streams(session)))
         found = listing[image]
         # The image asked for is opened whole (header and footer): if it is
         # not an image, the operator hears that, not that its chain is broken.
-        with ImageReader(RemoteAccess(streams, image, found.size)) as reader:
-            wanted = ImageFile(Path(image), reader.meta, found.size, found.mtime)
+        # (Not closed: ``files`` closes it, after a restore has read it again.)
+        reader = ImageReader(files.open(image, found.size))
+        wanted = ImageFile(Path(image), reader.meta, found.size, found.mtime)
         images = [wanted]
         damaged: list[tuple[str, str]] = []
         for path, remote in sorted(listing.items()):
             if path == image:
                 continue
             try:
-                meta = remote_header(streams, path, remote.size)
+                meta = read_metadata(files.open(path, remote.size))
             except ImageError as exc:
                 damaged.append((path, _reason(exc)))
                 continue
@@ -132,19 +130,22 @@ def restore_from_target(session: Session, image: str, output: Path, *,
         device), and no temporary file.
     :raises TargetError: reading from the target failed (the same).
     """
-    chain = remote_chain(session, image)
-    output = output.absolute()
-    check_output(output, force)
     # A restore merges the chain's images in rounds, switching between them:
     # where the connection serves several streams, each image keeps its own
-    # (on moto every new ranged GET of a 1 GiB object cost seconds).
-    # At most 8: botocore's pool keeps 10 connections.
-    limit = min(len(chain), 8) if session.transport.info.parallel_gets else 1
-    with Streams(session, limit=limit) as streams:
+    # (on moto every new ranged GET of a 1 GiB object cost seconds), and a
+    # header's stream is where the payloads read on. At most 8: botocore's
+    # pool keeps 10 connections.
+    limit = 8 if session.transport.info.parallel_gets else 1
+    # The chain is found and restored through the same files: the headers
+    # and the asked-for image's footer are not read twice.
+    with RemoteFiles(Streams(session, limit=limit)) as files:
+        chain = remote_chain(session, image, files=files)
+        output = output.absolute()
+        check_output(output, force)
         readers: list[ImageReader] = []
         try:
             for item in chain:
-                readers.append(ImageReader(RemoteAccess(streams, str(item.path), item.size)))
+                readers.append(ImageReader(files.open(str(item.path), item.size)))
             restore_readers(readers, output, force=force)
         finally:
             for reader in readers:

@@ -12,6 +12,17 @@ requests in the gap), anything else opens a new stream at the offset. A
 read holds no more than it returns (at most one payload) plus a
 :data:`PIECE` while it skips.
 
+A read that ends where the file ends (an image's footer) takes up to
+:data:`TAIL` bytes before it along (not more than an open stream that
+reads on to it would pass), and the file keeps them until a read falls
+outside them: the index, which lies just before the footer, then costs no
+``get`` of its own for most images. A stream that has reached
+the end of its file is closed at once, so that it does not take the place
+of one that will be read on (an image's header stream, which the payloads
+continue). A file also keeps the first bytes read from its start (up to
+:data:`HEAD`): the header, which a restore reads once to find the chain
+and again to restore it, through the same :class:`RemoteFiles`.
+
 The streams of one session live in one :class:`Streams`, shared by every
 file read through it: at most ``limit`` open at once, the least recently
 used closed first, all closed by :meth:`Streams.close`. The limit is one by
@@ -42,6 +53,12 @@ SKIP = 1 << 20
 FAR = 1 << 62
 #: The most a skip holds at once.
 PIECE = 64 << 10
+#: What a read up to a file's end takes before it along (see the module doc):
+#: the index of an image of up to 4,600 blocks (56 bytes an entry).
+TAIL = 256 << 10
+#: What a file keeps of the bytes read from its start on: an image's header,
+#: read once when a restore looks for the chain and again when it restores.
+HEAD = 64 << 10
 
 
 class Getter(Protocol):
@@ -127,8 +144,8 @@ class Streams:
         except BaseException:
             self._close(stream)
             raise
-        if len(data) < length:  # the file ends: nothing more to read from this one
-            self._close(stream)
+        if len(data) < length or stream.position >= owner.size:
+            self._close(stream)  # the file ends: nothing more to read from this one
         return data
 
     def plan(self, owner: RemoteAccess, ranges: Sequence[tuple[int, int]]) -> None:
@@ -138,15 +155,26 @@ class Streams:
         if getattr(stream.stream, "can_want", False):
             stream.stream.want(ranges)  # type: ignore[attr-defined]
 
-    def _stream(self, owner: RemoteAccess, offset: int) -> _Stream:
-        """A stream of ``owner``'s file standing at ``offset``: one that stands
-        there or a little before it, else a new one."""
+    def standing(self, owner: RemoteAccess, offset: int) -> int | None:
+        """Where the open stream of ``owner``'s file that a read at ``offset``
+        would go on with stands (at ``offset`` or a little before it); None
+        if such a read opens a new ``get``."""
+        stream = self._nearest(owner, offset)
+        return None if stream is None else stream.position
+
+    def _nearest(self, owner: RemoteAccess, offset: int) -> _Stream | None:
         best: _Stream | None = None
         for candidate in self._open.values():
             if (candidate.owner is owner and candidate.position <= offset
                     <= candidate.position + candidate.horizon
                     and (best is None or candidate.position > best.position)):
                 best = candidate
+        return best
+
+    def _stream(self, owner: RemoteAccess, offset: int) -> _Stream:
+        """A stream of ``owner``'s file standing at ``offset``: one that stands
+        there or a little before it, else a new one."""
+        best = self._nearest(owner, offset)
         if best is not None:
             self._open.move_to_end(id(best))
             try:
@@ -194,6 +222,11 @@ class RemoteAccess:
         self.path = path
         self.name = path
         self.size = size
+        #: The file's last bytes and where they start, read with its end (see
+        #: the module doc); dropped at the first read outside them.
+        self._tail: tuple[int, bytes] | None = None
+        #: The bytes read so far from the file's start on, up to :data:`HEAD`.
+        self._head = b""
 
     def pread(self, length: int, offset: int) -> bytes:
         """Up to ``length`` bytes from ``offset``; fewer only where the file
@@ -201,7 +234,30 @@ class RemoteAccess:
         length = max(0, min(length, self.size - offset))
         if not length:
             return b""  # no stream for nothing: zero blocks, reads past the end
-        return self.streams.read(self, length, offset)
+        head = self._head
+        if offset + length <= len(head):
+            return head[offset:offset + length]
+        if self._tail is not None:
+            start, tail = self._tail
+            if start <= offset and offset + length <= start + len(tail):
+                return tail[offset - start:offset - start + length]
+            self._tail = None  # the reader has moved on
+        if offset + length == self.size and length < TAIL:
+            # From TAIL before the end, but not before what is kept of the
+            # start, nor before where a stream that reads on stands (a file
+            # read through to its end opens no new get for its last piece).
+            start = max(0, self.size - TAIL, len(head) if len(head) <= offset else 0)
+            standing = self.streams.standing(self, offset)
+            if standing is not None:
+                start = max(start, standing)
+            tail = self.streams.read(self, self.size - start, start)
+            if start + len(tail) == self.size:  # else it shrank: read as asked below
+                self._tail = (start, tail)
+                return tail[offset - start:]
+        data = self.streams.read(self, length, offset)
+        if offset == len(head) and offset + len(data) <= HEAD:
+            self._head = head + data
+        return data
 
     def will_read(self, ranges: Sequence[tuple[int, int]]) -> None:
         """Say that ``(offset, length)`` ranges of the file, in file order, are
@@ -213,6 +269,7 @@ class RemoteAccess:
 
     def close(self) -> None:
         """Close this file's streams (the others stay open)."""
+        self._tail, self._head = None, b""
         self.streams.close(self)
 
     def __enter__(self) -> RemoteAccess:
@@ -223,3 +280,37 @@ class RemoteAccess:
 
     def __repr__(self) -> str:
         return f"<RemoteAccess {self.path} {self.size} bytes>"
+
+
+class RemoteFiles:
+    """Files at one target, each opened once, read through one :class:`Streams`.
+
+    A file asked for again is the same :class:`RemoteAccess`, with what it
+    keeps (header, tail) and its streams where they stand: a restore reads
+    each image of the chain once to find the chain and again to restore it,
+    and the second time opens no ``get`` for what the first one read.
+    Closing closes every file.
+    """
+
+    def __init__(self, streams: Streams) -> None:
+        self.streams = streams
+        self._files: dict[str, RemoteAccess] = {}
+
+    def open(self, path: str, size: int) -> RemoteAccess:
+        """The file at ``path`` (of ``size`` bytes, as listed)."""
+        access = self._files.get(path)
+        if access is None or access.size != size:
+            access = self._files[path] = RemoteAccess(self.streams, path, size)
+        return access
+
+    def close(self) -> None:
+        for access in self._files.values():
+            access.close()
+        self._files.clear()
+        self.streams.close()
+
+    def __enter__(self) -> RemoteFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
