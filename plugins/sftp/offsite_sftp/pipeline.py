@@ -97,8 +97,9 @@ class _Raw:
         return self.data
 
 
-def send_data(channel: paramiko.Channel, head: bytes, body: memoryview) -> None:
-    """Send ``head + body`` on ``channel`` as SSH_MSG_CHANNEL_DATA messages.
+def send_data(channel: paramiko.Channel, head: bytes, *body: bytes | memoryview) -> None:
+    """Send ``head`` and the ``body`` pieces, one after the other, on
+    ``channel`` as SSH_MSG_CHANNEL_DATA messages.
 
     What ``Channel.sendall`` does, with one copy of the bytes instead of five
     (message buffer, slices, concatenations) and one call per message: the
@@ -108,18 +109,28 @@ def send_data(channel: paramiko.Channel, head: bytes, body: memoryview) -> None:
     """
     prefix = cMSG_CHANNEL_DATA + struct.pack(">I", channel.remote_chanid)
     transport = channel.transport
-    first, view = head, body
-    while first or view:
+    views = collections.deque(memoryview(p) for p in (head, *body) if len(p))
+    left = sum(len(v) for v in views)
+    while left:
         with channel.lock:
             if channel.closed:
                 raise EOFError("the SFTP channel is closed")
-            size = channel._wait_for_send_window(len(first) + len(view))
+            size = channel._wait_for_send_window(left)
         if size == 0:
             raise EOFError("the SFTP channel is closed")
-        take = max(0, size - len(first))
-        parts = (prefix, struct.pack(">I", size), first[:size], view[:take])
+        parts: list[bytes | memoryview] = [prefix, struct.pack(">I", size)]
+        need = size
+        while need:
+            view = views[0]
+            if len(view) <= need:
+                parts.append(views.popleft())
+                need -= len(view)
+            else:
+                parts.append(view[:need])
+                views[0] = view[need:]
+                need = 0
         transport._send_user_message(_Raw(b"".join(parts)))
-        first, view = first[size:], view[take:]
+        left -= size
 
 
 def _recv_exact(channel: paramiko.Channel, n: int) -> bytes:
@@ -219,7 +230,7 @@ class PipelinedReader:
         # SSH_FXP_READ: length, type, id, string handle, uint64 offset, uint32 length
         msg = (struct.pack(">IBII", 21 + len(handle), CMD_READ, num, len(handle)) + handle
                + struct.pack(">QI", offset, length))
-        send_data(sftp.sock, msg, memoryview(b""))
+        send_data(sftp.sock, msg)
         if first:
             self._asked.appendleft((num, offset, length))
         else:
@@ -368,6 +379,10 @@ class PipelinedWriter:
         self._starts: dict[int, int] = {}  # request number -> its offset in the file
         self._in_flight = 0
         self._error: BaseException | None = None
+        #: The end of what was written, short of a whole request: sent with
+        #: the start of the next write (or by :meth:`finish`).
+        self._carry: list[memoryview] = []
+        self._carried = 0
 
     @property
     def answered(self) -> int:
@@ -377,28 +392,50 @@ class PipelinedWriter:
         return min(self._starts.values(), default=self._pos)
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        for start in range(0, len(view), self._request_size):
-            piece = view[start:start + self._request_size]
-            sftp = self._sftp
-            with sftp._lock:  # the request counter is shared with other requests
-                num = sftp.request_number
-                sftp.request_number += 1
-                sftp._expecting[num] = self
-            self._sizes[num] = len(piece)
-            self._starts[num] = self._pos
-            handle = self._handle
-            # SSH_FXP_WRITE: length, type, id, string handle, uint64 offset, string data
-            head = struct.pack(">IBII", 21 + len(handle) + len(piece), CMD_WRITE, num,
-                               len(handle)) + handle + struct.pack(">QI", self._pos, len(piece))
-            send_data(sftp.sock, head, piece)
-            self._pos += len(piece)
-            self._in_flight += len(piece)
-            self._await(self._limit)
+        """Send ``data`` (kept by reference, not copied) as whole requests;
+        what is left short of one goes out with the next write's start."""
+        view = memoryview(data).cast("B")
+        size = self._request_size
+        if self._carry:
+            take = view[:size - self._carried]
+            self._carry.append(take)
+            self._carried += len(take)
+            view = view[len(take):]
+            if self._carried < size:
+                return
+            self._send(self._carry)
+        whole = len(view) - len(view) % size
+        for start in range(0, whole, size):
+            self._send([view[start:start + size]])
+        self._carry = [view[whole:]] if whole < len(view) else []
+        self._carried = len(view) - whole
 
     def finish(self) -> None:
-        """Wait for every answer; raise the first error the server reported."""
+        """Send what is carried; wait for every answer; raise the first error
+        the server reported."""
+        if self._carry:
+            self._send(self._carry)
         self._await(0)
+
+    def _send(self, pieces: list[memoryview]) -> None:
+        """One write request of ``pieces`` at the current offset."""
+        length = sum(len(p) for p in pieces)
+        self._carry, self._carried = [], 0
+        sftp = self._sftp
+        with sftp._lock:  # the request counter is shared with other requests
+            num = sftp.request_number
+            sftp.request_number += 1
+            sftp._expecting[num] = self
+        self._sizes[num] = length
+        self._starts[num] = self._pos
+        handle = self._handle
+        # SSH_FXP_WRITE: length, type, id, string handle, uint64 offset, string data
+        head = struct.pack(">IBII", 21 + len(handle) + length, CMD_WRITE, num,
+                           len(handle)) + handle + struct.pack(">QI", self._pos, length)
+        send_data(sftp.sock, head, *pieces)
+        self._pos += length
+        self._in_flight += length
+        self._await(self._limit)
 
     def _await(self, limit: int) -> None:
         while self._in_flight > limit and self._error is None:

@@ -163,6 +163,44 @@ def test_requests_use_the_sizes_the_server_announces(sshd: Any, sftp_folder: str
             assert f.read() == data[1000:]
 
 
+def test_writes_of_any_size_go_out_as_whole_requests(sshd: Any, sftp_folder: str) -> None:
+    # A put hands the writer 1 MiB chunks (the core reader's, not copied),
+    # which 255 KiB requests do not divide: what is short of a request is
+    # carried on to the next write, so every request but the last is whole.
+    import itertools
+    import random
+
+    from offsite.testing.sources import random_bytes
+    from offsite.transport import BytesSource
+    from offsite_sftp.pipeline import PipelinedWriter
+
+    sent: list[int] = []
+
+    class Counting(PipelinedWriter):
+        def _send(self, pieces: list[memoryview]) -> None:
+            sent.append(sum(len(p) for p in pieces))
+            super()._send(pieces)
+
+    endpoint = sftp_endpoint(sshd, sftp_folder)
+    data = random_bytes(6 * 261120 + 4321, seed=7)
+    rng = random.Random(3)
+    cuts = {*rng.sample(range(1, len(data)), 40), 1, 2, 261119, 261120, 261121}
+    edges = [0, *sorted(cuts), len(data)]
+    with Transport.for_endpoint(endpoint).connect(endpoint) as session:
+        session.put("made.bin", BytesSource(b""))  # makes the folder
+        conn = session.conn
+        with conn.sftp.open(conn.remote("pieces.bin"), "wb") as out:
+            writer = Counting(conn.sftp, out.handle, 0, conn.write_size, conn.in_flight)
+            for start, end in itertools.pairwise(edges):
+                writer.write(data[start:end])
+                assert writer.answered <= end, "never ahead of what was written"
+            writer.finish()
+            assert writer.answered == len(data)
+    assert (Path(sshd.root) / sftp_folder / "pieces.bin").read_bytes() == data
+    assert sum(sent) == len(data)
+    assert sent[:-1] == [conn.write_size] * (len(sent) - 1), sent
+
+
 def test_the_connection_is_tuned_for_request_and_answer(sshd: Any, sftp_folder: str) -> None:
     # Small messages go out at once (no Nagle: authentication waited 40 ms on
     # a delayed ACK), the setup's quick ACKs stop once the session is up, and
