@@ -229,6 +229,27 @@ class TestChains(LocalTarget):
         for name in ("other-b001-i001.ofi", "vol-b002.ofi", "vol-b001-i007.ofi"):
             assert name not in message
 
+    def test_only_the_headers_named_before_the_image_are_read(
+            self, session: Session, chain: PlacedChain) -> None:
+        # Other generations and sets beside the chain: sound images, by name
+        # not before LAST in its set; their headers need not be read.
+        for name in ("vol-b002.ofi", "vol-b002-i001.ofi", "other-b001.ofi", "vol-b001-i004.ofi"):
+            place(session, chain.local, name, (chain.local / FULL).read_bytes())
+        counting = CountingSession(session)
+        names = [str(i.path) for i in remote_chain(counting, chain.remote(LAST))]
+        assert names == [chain.remote(n) for n in (FULL, MIDDLE, LAST)]
+        read = {p for p, _o, _s in counting.streams}
+        assert read == {chain.remote(n) for n in (FULL, MIDDLE, LAST)}, read
+
+    def test_an_image_renamed_at_the_target_is_found_by_its_header(
+            self, session: Session, chain: PlacedChain, tmp_path: Path) -> None:
+        place(session, chain.local, "renamed.ofi", (chain.local / MIDDLE).read_bytes())
+        session.delete(chain.remote(MIDDLE))
+        names = [str(i.path) for i in remote_chain(session, chain.remote(LAST))]
+        assert names == [chain.remote(n) for n in (FULL, "renamed.ofi", LAST)]
+        restore_from_target(session, chain.remote(LAST), tmp_path / "out.raw")
+        assert (tmp_path / "out.raw").read_bytes() == chain.states[LAST]
+
     def test_an_incremental_chains_onto_a_consolidation(self, session: Session,
                                                         chain: PlacedChain) -> None:
         names = [str(i.path) for i in remote_chain(session, chain.remote(LAST))]

@@ -52,21 +52,34 @@ def _reason(exc: ImageError) -> str:
     return exc.message.removeprefix(f"{exc.file}: ")
 
 
+def _named_before(name: str, meta: Metadata) -> bool:
+    """Whether ``name`` is the name of an image of ``meta``'s generation set
+    with a sequence number before ``meta``'s first (its full image, its
+    earlier incrementals and their consolidations)."""
+    match = NAME.match(name)
+    if match is None:
+        return False
+    seq = int(match["seq"]) if match["seq"] else 0
+    return (match["label"], int(match["gen"])) == (meta.label, meta.generation) \
+        and seq < meta.seq_first
+
+
 def _may_belong(name: str, gap: Metadata) -> bool:
     """Whether a file named ``name`` may be an image the chain of ``gap``
     lacks: one of its set's, sequence before the gap (its name says, when it
     is an image's name; the header, not the name, is the truth)."""
-    match = NAME.match(name)
-    if match is None:
-        return True
-    seq = int(match["seq"]) if match["seq"] else 0
-    return (match["label"], int(match["gen"])) == (gap.label, gap.generation) \
-        and seq < gap.seq_first
+    return NAME.match(name) is None or _named_before(name, gap)
 
 
 def remote_chain(session: Session, image: str, *,
                  files: RemoteFiles | None = None) -> list[ImageFile]:
     """The chain from its full image to ``image``, as the target holds it.
+
+    The headers of the images whose names place them before ``image`` in
+    its generation set are read first; the other images' only when those do
+    not make the chain (a file renamed: the header, not the name, is the
+    truth). A folder that holds many generations then costs a few reads,
+    not one per image in it.
 
     :param files: read the images through these and leave them open there
         (a restore reads the chain's images again through the same ones);
@@ -93,27 +106,31 @@ def remote_chain(session: Session, image: str, *,
         wanted = ImageFile(Path(image), reader.meta, found.size, found.mtime)
         images = [wanted]
         damaged: list[tuple[str, str]] = []
-        for path, remote in sorted(listing.items()):
-            if path == image:
-                continue
+        others = sorted((p, f) for p, f in listing.items() if p != image)
+        before = {p for p, _f in others if _named_before(posixpath.basename(p), wanted.meta)}
+        likely = [(p, f) for p, f in others if p in before]
+        rest = [(p, f) for p, f in others if p not in before]
+        for batch in (likely, rest):
+            for path, remote in batch:
+                try:
+                    meta = read_metadata(files.open(path, remote.size))
+                except ImageError as exc:
+                    damaged.append((path, _reason(exc)))
+                    continue
+                except (NotFound, PermissionDenied) as exc:  # gone since the listing, or unreadable
+                    damaged.append((path, f"cannot be read: {exc.message}"))
+                    continue
+                images.append(ImageFile(Path(path), meta, remote.size, remote.mtime))
             try:
-                meta = read_metadata(files.open(path, remote.size))
-            except ImageError as exc:
-                damaged.append((path, _reason(exc)))
-                continue
-            except (NotFound, PermissionDenied) as exc:  # gone since the listing, or unreadable
-                damaged.append((path, f"cannot be read: {exc.message}"))
-                continue
-            images.append(ImageFile(Path(path), meta, remote.size, remote.mtime))
-    try:
-        return chain_to(wanted, images)
-    except BrokenChain as exc:
-        gap = next(i.meta for i in images if str(i.path) == exc.file)
-        named = [f"{posixpath.basename(p)} at the target is damaged: {why}"
-                 for p, why in damaged if _may_belong(posixpath.basename(p), gap)]
-        if not named:
-            raise
-        raise BrokenChain("; ".join([exc.detail, *named]), file=exc.file) from None
+                return chain_to(wanted, images)
+            except BrokenChain as exc:
+                broken = exc
+    gap = next(i.meta for i in images if str(i.path) == broken.file)
+    named = [f"{posixpath.basename(p)} at the target is damaged: {why}"
+             for p, why in damaged if _may_belong(posixpath.basename(p), gap)]
+    if not named:
+        raise broken
+    raise BrokenChain("; ".join([broken.detail, *named]), file=broken.file) from None
 
 
 def restore_from_target(session: Session, image: str, output: Path, *,
