@@ -4,8 +4,10 @@ exit code 3 for bad data, and nothing ever written over a source image."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import struct
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,9 +26,13 @@ from offsite.errors import (
 )
 from offsite.image import Consolidation, ImageReader, restore, verify
 from offsite.image.format import ENTRY, FOOTER, HEADER, Entry, footer_bytes, footer_digest
+from offsite.image.reader import LocalFile
+from offsite.image.restore import restore_readers
 from offsite.image.verify import verify_image
 from offsite.testing.images import Volume
 
+# The module, not the function the package exports under the same name.
+restore_module = importlib.import_module("offsite.image.restore")
 BS = 4096
 
 
@@ -219,6 +225,58 @@ def test_corrupt_restore_leaves_no_output(chain: Volume, tmp_path: Path) -> None
         restore(chain.images[3], out)
     assert not out.exists()
     assert not any(p.name.startswith(".out.img") for p in tmp_path.iterdir())
+
+
+def test_a_restore_names_the_first_damaged_block_however_many_write_at_once(
+        chain: Volume, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Blocks are checked on worker threads, several read ahead of the
+    # writes: the failure raised is still the first damaged block in order.
+    monkeypatch.setattr(restore_module, "WORKERS", 3)
+    full = chain.images[0]
+    with ImageReader(full) as r:
+        stored = [e for e in r.entries() if e.length]
+    first, later = stored[2], stored[9]
+    with open(full, "r+b") as f:
+        for entry in (later, first):
+            f.seek(entry.offset + 7)
+            f.write(b"\x00\xff\x00")
+    out = tmp_path / "out.img"
+    with pytest.raises(CorruptImage) as caught:
+        restore(full, out)
+    assert caught.value.block == first.block
+    assert not out.exists()
+    assert not any(p.name.startswith(".out.img") for p in tmp_path.iterdir())
+
+
+class _FailingFile(LocalFile):
+    """A local file whose reads fail after the first ``good`` ones."""
+
+    def __init__(self, path: Path, good: int) -> None:
+        super().__init__(path)
+        self.good = good
+
+    def pread(self, length: int, offset: int) -> bytes:
+        if self.good == 0:
+            raise OSError(5, "Input/output error")
+        self.good -= 1
+        return super().pread(length, offset)
+
+
+def test_a_read_that_fails_mid_restore_leaves_no_output_and_no_thread(
+        chain: Volume, tmp_path: Path) -> None:
+    out = tmp_path / "out.img"
+    before = {t.ident for t in threading.enumerate()}
+    # The first reads are header, footer and index; the rest are payloads.
+    readers = [ImageReader(_FailingFile(p, 12)) for p in chain.images]
+    try:
+        with pytest.raises(OSError, match="Input/output"):
+            restore_readers(readers, out)
+    finally:
+        for reader in readers:
+            reader.close()
+    assert not out.exists()
+    assert sorted(os.listdir(tmp_path)) == ["dest", "vol.img"]
+    assert {t.ident for t in threading.enumerate()} <= before  # every worker is gone
 
 
 def test_create_refuses_a_resized_source(chain: Volume, tmp_path: Path) -> None:

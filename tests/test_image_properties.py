@@ -61,13 +61,18 @@ def test_restoring_point_n_gives_the_volume_at_n(size: int, steps, compression: 
 
 
 @SETTINGS
-@given(size=st.integers(0, 40 * BS + 77), steps=history, per_round=st.integers(1, 6))
-def test_restoring_in_rounds_of_a_few_blocks_gives_the_same_volume(size: int, steps,
-                                                                   per_round: int) -> None:
+@given(size=st.integers(0, 40 * BS + 77), steps=history, per_round=st.integers(1, 6),
+       in_flight=st.integers(0, 5), workers=st.integers(1, 3))
+def test_restoring_in_rounds_of_a_few_blocks_gives_the_same_volume(
+        size: int, steps, per_round: int, in_flight: int, workers: int) -> None:
     # A restore merges ROUND winning blocks at a time, then reads them image by
-    # image: rounds that end anywhere (mid-image, mid-run) must not change a byte.
+    # image: rounds that end anywhere (mid-image, mid-run) must not change a
+    # byte. Nor may how many blocks wait for the worker threads, nor how many
+    # write at once (a block rewritten by a later image is written once).
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
         patch.setattr(restore_module, "ROUND", per_round)
+        patch.setattr(restore_module, "IN_FLIGHT", in_flight)
+        patch.setattr(restore_module, "WORKERS", workers)
         vol = build(Path(tmp), size, steps)
         for n, image in enumerate(vol.images):
             assert restored(image, Path(tmp, "out")) == vol.states[n], f"point {n}"

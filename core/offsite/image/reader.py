@@ -333,10 +333,14 @@ class ImageReader:
     def stored(self, entry: Entry, *, check: bool = True) -> bytes:
         """The stored (possibly compressed) bytes of ``entry``, checksum checked."""
         data = self._pread(entry.length, entry.offset)
-        if check and not entry.zero and hashlib.sha256(data).digest() != entry.checksum:
+        if check and not entry.zero:
+            self._check(entry, data)
+        return data
+
+    def _check(self, entry: Entry, stored: bytes) -> None:
+        if hashlib.sha256(stored).digest() != entry.checksum:
             raise CorruptImage("payload SHA-256 does not match the index", file=self.name,
                                block=entry.block, offset=entry.offset)
-        return data
 
     def block(self, entry: Entry, decompressor: Any = None) -> bytes:
         """The raw bytes of ``entry``'s block, checked.
@@ -344,10 +348,25 @@ class ImageReader:
         :param decompressor: a ``zstandard.ZstdDecompressor`` to reuse.
         :raises CorruptImage: checksum or decompressed length wrong.
         """
+        if entry.zero:
+            return bytes(self.meta.raw_length(entry.block))
+        return self.decode(entry, self.stored(entry, check=False), decompressor)
+
+    def decode(self, entry: Entry, stored: bytes, decompressor: Any = None) -> bytes:
+        """The raw bytes of ``entry``'s block from its ``stored`` bytes (as
+        :meth:`stored` read them unchecked), checked. Reads nothing, so it
+        may run on another thread while this reader reads on (a restore
+        checks and writes blocks on worker threads).
+
+        :param decompressor: a ``zstandard.ZstdDecompressor`` to reuse (one
+            per thread: they are not thread-safe).
+        :raises CorruptImage: checksum or decompressed length wrong.
+        """
         raw = self.meta.raw_length(entry.block)
         if entry.zero:
             return bytes(raw)
-        data = self.stored(entry)
+        self._check(entry, stored)
+        data = stored
         if entry.flags & FLAG_ZSTD:
             try:
                 data = (decompressor or zstandard.ZstdDecompressor()).decompress(
