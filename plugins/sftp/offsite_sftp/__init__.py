@@ -22,8 +22,9 @@ Modules: :mod:`~offsite_sftp.transport` (the hooks),
 :mod:`~offsite_sftp.connection` (opening a session, step by step),
 :mod:`~offsite_sftp.hostkeys` (known_hosts checks), :mod:`~offsite_sftp.auth`
 (private keys and login), :mod:`~offsite_sftp.folders` (the target folder,
-``mkdir -p``), :mod:`~offsite_sftp.pipeline` (pipelined reads and writes,
-SFTP messages built by hand), :mod:`~offsite_sftp.inbuffer` (the channel's
+``mkdir -p``), :mod:`~offsite_sftp.reads` and :mod:`~offsite_sftp.writes`
+(pipelined reads and writes), :mod:`~offsite_sftp.wire` (request sizes, SFTP
+messages built by hand), :mod:`~offsite_sftp.inbuffer` (the channel's
 receive buffer), :mod:`~offsite_sftp.errors` (paramiko's errors
 to the core's), :mod:`~offsite_sftp.testserver` (a real sshd for tests and
 benchmarks); ``_paramiko`` imports paramiko without invoke.

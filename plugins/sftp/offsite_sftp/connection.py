@@ -7,7 +7,7 @@ connect (the core's :func:`~offsite.checks.open_tcp`), the SSH ``handshake``
 opens the SFTP channel, with a deadline paramiko lacks, then the target
 ``folder`` (:mod:`offsite_sftp.folders`). Last it asks the server for its
 request sizes, timing that one request to size what a put keeps in flight
-(:mod:`offsite_sftp.pipeline`).
+(:mod:`offsite_sftp.wire`).
 """
 
 from __future__ import annotations
@@ -31,13 +31,8 @@ from offsite_sftp.auth import authenticate
 from offsite_sftp.folders import target_root
 from offsite_sftp.hostkeys import DEFAULT_PORT, check_host_key
 from offsite_sftp.inbuffer import ChunkedPipe
-from offsite_sftp.pipeline import (
-    LINK_RATE,
-    MAX_IN_FLIGHT,
-    MIN_IN_FLIGHT,
-    SAFE_REQUEST,
-    request_sizes,
-)
+from offsite_sftp.wire import SAFE_REQUEST, request_sizes
+from offsite_sftp.writes import LINK_RATE, MAX_IN_FLIGHT, MIN_IN_FLIGHT
 
 #: Fastest first where the server agrees (measured: aes256-gcm leads on AES-NI).
 PREFERRED_CIPHERS = ("aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes128-ctr",
@@ -65,12 +60,12 @@ class SftpConnection:
     sftp: paramiko.SFTPClient = attrs.field(repr=False)
     root: str
     #: The largest write request the server takes (see
-    #: :func:`~offsite_sftp.pipeline.request_sizes`).
+    #: :func:`~offsite_sftp.wire.request_sizes`).
     write_size: int = SAFE_REQUEST
     #: The largest read request the server answers in full.
     read_size: int = SAFE_REQUEST
     #: Bytes of write requests a put keeps unanswered (see
-    #: :data:`~offsite_sftp.pipeline.MIN_IN_FLIGHT`).
+    #: :data:`~offsite_sftp.writes.MIN_IN_FLIGHT`).
     in_flight: int = MIN_IN_FLIGHT
 
     def remote(self, path: str) -> str:

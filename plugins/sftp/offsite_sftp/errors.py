@@ -44,7 +44,7 @@ from offsite.errors import (
     Transient,
 )
 from offsite_sftp.hostkeys import fingerprint
-from offsite_sftp.pipeline import MAX_REQUEST
+from offsite_sftp.wire import MAX_REQUEST
 
 
 def translate(exc: Exception) -> TargetError | None:

@@ -3,7 +3,8 @@
 Every path the core gives is joined to the target folder
 (:meth:`~offsite_sftp.connection.SftpConnection.remote`). Opening a session:
 :mod:`offsite_sftp.connection`; puts and gets write and read through
-:mod:`offsite_sftp.pipeline`; errors: :mod:`offsite_sftp.errors`.
+:mod:`offsite_sftp.writes` and :mod:`offsite_sftp.reads`; errors:
+:mod:`offsite_sftp.errors`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from offsite.transport import (
 from offsite_sftp import connection, errors
 from offsite_sftp.connection import SftpConnection
 from offsite_sftp.folders import makedirs
-from offsite_sftp.pipeline import PipelinedReader, PipelinedWriter
+from offsite_sftp.reads import PipelinedReader
+from offsite_sftp.writes import PipelinedWriter
 
 #: What a put reads from its source at a time: the core reader's own chunk,
 #: which it hands over without a copy (a read of 4 MiB was gathered from its

@@ -151,7 +151,7 @@ def test_requests_use_the_sizes_the_server_announces(sshd: Any, sftp_folder: str
     # cost a third more client CPU per byte. A large put must still arrive whole.
     from offsite.testing.sources import random_bytes
     from offsite.transport import BytesSource
-    from offsite_sftp.pipeline import SAFE_REQUEST
+    from offsite_sftp.wire import SAFE_REQUEST
 
     endpoint = sftp_endpoint(sshd, sftp_folder)
     data = random_bytes(3 * 261120 + 12345)
@@ -172,7 +172,7 @@ def test_writes_of_any_size_go_out_as_whole_requests(sshd: Any, sftp_folder: str
 
     from offsite.testing.sources import random_bytes
     from offsite.transport import BytesSource
-    from offsite_sftp.pipeline import PipelinedWriter
+    from offsite_sftp.writes import PipelinedWriter
 
     sent: list[int] = []
 
@@ -209,7 +209,7 @@ def test_the_connection_is_tuned_for_request_and_answer(sshd: Any, sftp_folder: 
     import socket
 
     from offsite.transport import BytesSource
-    from offsite_sftp.pipeline import MAX_IN_FLIGHT, MIN_IN_FLIGHT
+    from offsite_sftp.writes import MAX_IN_FLIGHT, MIN_IN_FLIGHT
 
     endpoint = sftp_endpoint(sshd, sftp_folder)
     with Transport.for_endpoint(endpoint).connect(endpoint) as session:
