@@ -113,8 +113,9 @@ class S3Fixtures(conformance.TransportFixtures):
 
     @pytest.fixture
     def heap_limit(self) -> int:
-        # PARALLEL_PARTS parts of 8 MiB in flight, one being read, and botocore's
-        # request buffers: measured 44 MiB, flat whatever the size.
+        # PARALLEL_PARTS parts of LARGE_PART in flight, one being read, and
+        # botocore's request buffers: measured 44 MiB with 8 MiB parts, flat
+        # whatever the size.
         return (PARALLEL_PARTS + 3) * LARGE_PART
 
 
@@ -130,7 +131,7 @@ def test_part_size_never_exceeds_10000_parts() -> None:
 
 
 def test_parts_held_at_once_stay_within_part_memory() -> None:
-    assert parts_at_once(part_size(1 << 30)) == PARALLEL_PARTS  # 8 MiB parts: all at once
+    assert parts_at_once(part_size(1 << 30)) == PARALLEL_PARTS  # LARGE_PART parts: all at once
     for size in (100 << 30, 1 << 40, 4 << 40, 48 << 40):
         step = part_size(size)
         held = parts_at_once(step)
@@ -195,7 +196,7 @@ def test_large_parts_over_https_stream_from_the_source(moto_s3_tls: Any,
 
 def test_parts_over_https_are_held_once(moto_s3_tls: Any) -> None:
     # Left to botocore, a part's checksum goes in a trailer over HTTPS, for
-    # which botocore copies a bytes-like body first: the 8 MiB parts in
+    # which botocore copies a bytes-like body first: the parts in
     # flight would be held twice (measured: 76 MiB). offsite sends the
     # checksum it computed in a header instead.
     peak = _put_measuring_heap(_trusted(moto_s3_tls), "held.ofi",
