@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import tempfile
+import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,39 @@ def test_restoring_in_rounds_of_a_few_blocks_gives_the_same_volume(
         vol = build(Path(tmp), size, steps)
         for n, image in enumerate(vol.images):
             assert restored(image, Path(tmp, "out")) == vol.states[n], f"point {n}"
+
+
+def test_a_restore_holds_blocks_by_bytes_not_by_count(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # The blocks waiting for the worker threads are bounded in bytes: large
+    # blocks (up to 64 MiB) wait one at a time, not IN_FLIGHT // 1 MiB of them.
+    mib = 1 << 20
+    vol = Volume(tmp_path / "vol.img", 24 * mib, seed=3)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    image = vol.image(dest, block_size=mib, compression="none")
+    decode = ImageReader.decode
+
+    def slow_decode(self: ImageReader, *args: object, **kwargs: object) -> bytes:
+        time.sleep(0.01)  # a worker slower than the reads: blocks pile up to the limit
+        return decode(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def peak() -> float:
+        tracemalloc.start()
+        try:
+            restore(image, tmp_path / "out", force=True)
+            return tracemalloc.get_traced_memory()[1] / mib
+        finally:
+            tracemalloc.stop()
+
+    monkeypatch.setattr(ImageReader, "decode", slow_decode)
+    monkeypatch.setattr(restore_module, "WORKERS", 1)
+    monkeypatch.setattr(restore_module, "IN_FLIGHT", 100)
+    monkeypatch.setattr(restore_module, "IN_FLIGHT_BYTES", 12 * mib)
+    assert 12 <= peak() <= 18, "twelve 1 MiB blocks wait, no more"
+    monkeypatch.setattr(restore_module, "IN_FLIGHT_BYTES", mib // 2)
+    assert peak() <= 5, "less than a block's bytes: one block waits"
+    assert (tmp_path / "out").read_bytes() == vol.states[0]
 
 
 @SETTINGS

@@ -152,8 +152,10 @@ class TransportFixtures:
     def read_heap_limit(self) -> int:
         """The heap growth allowed while restoring or verifying a 40 MiB image
         straight from the target (:mod:`offsite.testing.remote_read`; at most
-        half of it). offsite holds a payload and a round of index entries
-        (256 KiB blocks: under 1 MiB); the rest is your client's."""
+        half of it). offsite holds up to eight payloads waiting for the
+        restore's worker thread, the one it checks and writes, and a round
+        of index entries (256 KiB blocks: under 3 MiB); the rest is your
+        client's."""
         return 8 * MiB
 
     @pytest.fixture
