@@ -348,9 +348,8 @@ class ImageReader:
         :param decompressor: a ``zstandard.ZstdDecompressor`` to reuse.
         :raises CorruptImage: checksum or decompressed length wrong.
         """
-        if entry.zero:
-            return bytes(self.meta.raw_length(entry.block))
-        return self.decode(entry, self.stored(entry, check=False), decompressor)
+        stored = b"" if entry.zero else self.stored(entry, check=False)
+        return self.decode(entry, stored, decompressor)
 
     def decode(self, entry: Entry, stored: bytes, decompressor: Any = None) -> bytes:
         """The raw bytes of ``entry``'s block from its ``stored`` bytes (as

@@ -175,9 +175,8 @@ class _Writes:
     :data:`IN_FLIGHT_BYTES`, but at least one block) are pending, and
     raises the first failure (in the order the blocks were added), so a
     damaged block stops the restore within a few blocks of where it was
-    read.
-    Leaving the ``with`` block waits for every worker: none writes to the
-    file after it is closed or removed.
+    read. Leaving the ``with`` block waits for every worker: none writes to
+    the file after it is closed or removed.
     """
 
     def __init__(self, fd: int, block_size: int) -> None:
