@@ -64,7 +64,7 @@ def test_restoring_point_n_gives_the_volume_at_n(size: int, steps, compression: 
 
 @SETTINGS
 @given(size=st.integers(0, 40 * BS + 77), steps=history, per_round=st.integers(1, 6),
-       in_flight=st.integers(0, 5), workers=st.integers(1, 3))
+       in_flight=st.integers(1, 5), workers=st.integers(1, 3))
 def test_restoring_in_rounds_of_a_few_blocks_gives_the_same_volume(
         size: int, steps, per_round: int, in_flight: int, workers: int) -> None:
     # A restore merges ROUND winning blocks at a time, then reads them image by
@@ -82,8 +82,9 @@ def test_restoring_in_rounds_of_a_few_blocks_gives_the_same_volume(
 
 def test_a_restore_holds_blocks_by_bytes_not_by_count(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    # The blocks waiting for the worker threads are bounded in bytes: large
-    # blocks (up to 64 MiB) wait one at a time, not IN_FLIGHT // 1 MiB of them.
+    # The blocks waiting for the worker threads are bounded in bytes as well
+    # as in number: large blocks (up to 64 MiB) wait one at a time, not
+    # IN_FLIGHT of them.
     mib = 1 << 20
     vol = Volume(tmp_path / "vol.img", 24 * mib, seed=3)
     dest = tmp_path / "dest"
