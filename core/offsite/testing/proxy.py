@@ -17,6 +17,11 @@ without a test server having to stop and start on the same port. FTP's
 passive data connections go to the server directly; cutting the control
 connection ends the transfer all the same.
 
+:meth:`TcpProxy.corrupt` flips a bit of what the server sends, at a chosen
+byte of every connection that gets that far: a link or a middlebox that
+damages data, which a signed or encrypted protocol must refuse, never hand
+on.
+
 :class:`HttpRefusingProxy` passes HTTP requests on to a real server, but
 while it is told to, answers every write (``PUT``, ``POST``) itself with an
 error the test chooses: a bucket policy that denies writes (403
@@ -55,6 +60,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
+        self._corrupt_at: int | None = None
         self.connections = 0
         probe = socket.socket()
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -95,6 +101,11 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 s.close()
 
+    def corrupt(self, at: int | None) -> None:
+        """Flip the lowest bit of byte ``at`` (counted from 0) of what the
+        server sends on each connection, from now on; None: pass it unchanged."""
+        self._corrupt_at = at
+
     def close(self) -> None:
         self.cut()
 
@@ -128,13 +139,20 @@ class TcpProxy:
                     return
                 self._sockets |= {client, server}
                 self.connections += 1
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True,
+            for a, b, downstream in ((client, server, False), (server, client, True)):
+                threading.Thread(target=self._pipe, args=(a, b, downstream), daemon=True,
                                  name="offsite-test-proxy-pipe").start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, downstream: bool) -> None:
+        passed = 0
         try:
             while data := src.recv(256 * 1024):
+                at = self._corrupt_at
+                if downstream and at is not None and passed <= at < passed + len(data):
+                    damaged = bytearray(data)
+                    damaged[at - passed] ^= 1
+                    data = bytes(damaged)
+                passed += len(data)
                 dst.sendall(data)
             dst.shutdown(socket.SHUT_WR)  # a clean end, passed on
         except OSError:

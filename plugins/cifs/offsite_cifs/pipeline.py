@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from smbprotocol.open import Open
 
+from offsite_cifs.receive import Answers
 from offsite_cifs.smb import SmbConnection
-from offsite_cifs.wire import WireWriter
+from offsite_cifs.wire import Wire
 
 #: One credit pays for 64 KiB of a request (MS-SMB2 3.1.5.2).
 CREDIT_UNIT = 64 << 10
@@ -41,11 +43,6 @@ class _Pipe:
         # (smbprotocol Request, its receive function, offset, length)
         self._pending: collections.deque[tuple[Any, Any, int, int]] = collections.deque()
         self._in_flight = 0
-
-    def _send(self, pair: tuple[Any, Any], offset: int, length: int) -> None:
-        message, receive = pair
-        self._submit(lambda charge, want: self._conn.send(message, credit_request=want),
-                     receive, offset, length)
 
     def _submit(self, send: Callable[[int, int], Any], receive: Callable[[Any], Any],
                 offset: int, length: int) -> None:
@@ -82,7 +79,7 @@ class Writer(_Pipe):
                  in_flight: int) -> None:
         super().__init__(conn, handle, request_size, in_flight)
         self.answered = self._next = offset
-        self._wire = WireWriter(conn, handle, request_size)
+        self._wire = Wire(conn, handle, request_size)
         # Pieces written but not sent yet: a request carries up to
         # request_size bytes, gathered from several writes without copying.
         self._batch: list[memoryview] = []
@@ -148,12 +145,18 @@ class Reader(_Pipe):
         super().__init__(conn, handle, request_size, in_flight)
         self._next, self._size = offset, size
         self._current = memoryview(b"")
+        if conn.answers is None:
+            conn.answers = Answers.install(conn.connection)
+        self._answers = conn.answers
+        self._wire = Wire(conn, handle, 0)
         self._closed = False
 
     def _fill(self) -> None:
         while self._next < self._size and self._in_flight + self._request <= self._limit:
-            length = min(self._request, self._size - self._next)
-            self._send(self._handle.read(self._next, length, send=False), self._next, length)
+            length, at = min(self._request, self._size - self._next), self._next
+            self._submit(functools.partial(self._wire.read, at, length,
+                                           expect=self._answers.expect),
+                         self._answers.data, at, length)
             self._next += length
 
     def _advance(self) -> bool:
@@ -179,6 +182,9 @@ class Reader(_Pipe):
             return b""
         piece = self._current[:size]
         self._current = self._current[len(piece):]
+        whole = piece.obj
+        if isinstance(whole, bytes) and len(whole) == len(piece):
+            return whole  # an answer's data as received: no copy
         return bytes(piece)
 
     def readable(self) -> bool:

@@ -22,7 +22,7 @@ import datetime
 import posixpath
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from smbprotocol.connection import Connection
@@ -57,6 +57,9 @@ from smbprotocol.tree import TreeConnect
 from offsite.errors import Fatal, NotFound
 from offsite.transport import Endpoint
 
+if TYPE_CHECKING:
+    from offsite_cifs.receive import Answers
+
 #: Share access for every open: others may read, write and delete meanwhile
 #: (a listing must not block a put, nor a put a delete of another file).
 SHARE_ALL = (ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE
@@ -84,6 +87,8 @@ class SmbConnection:
     timeout: float
     #: Folders known to exist (share-relative), so puts skip creating them.
     made: set[str] = attrs.field(factory=set, repr=False)
+    #: The READ answers taken off the socket with fewer copies (None: smbprotocol's way).
+    answers: Answers | None = attrs.field(default=None, repr=False)
 
     # -- requests ------------------------------------------------------------------
 
@@ -258,6 +263,8 @@ class SmbConnection:
         Never raises: on a connection that already broke there is nothing
         to say goodbye to, and the socket and the receiving thread still go.
         """
+        if self.answers is not None:
+            self.answers.forget()
         with contextlib.suppress(Exception):
             if self.connection.transport is not None and self.connection.transport.connected:
                 # Logs off and disconnects the session's trees, each answer

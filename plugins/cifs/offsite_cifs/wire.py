@@ -1,4 +1,4 @@
-"""SMB2 WRITE requests built here, signed or encrypted, and sent without copying the data.
+"""SMB2 WRITE and READ requests built here, signed or encrypted, and sent without copying the data.
 
 smbprotocol packs a WRITE by concatenating bytes: the request, the header
 around it, the signature spliced into the header, the header with a zeroed
@@ -8,14 +8,16 @@ the signing itself). Here the 112 bytes of header and WRITE fields are packed
 on their own, the signature (or the encryption) is computed over them and
 the payload in turn, and the two pieces go to the socket in one ``sendmsg``:
 the payload is never copied in Python when signed, and only into a reused
-buffer (by the cipher) when encrypted with AES-GCM.
+buffer (by the cipher) when encrypted with AES-GCM. READ requests are built
+the same way, so that their message id is known before they go out: the
+answer's data is then taken off the socket by :mod:`offsite_cifs.receive`.
 
 Everything else stays smbprotocol's: the credits and message ids (its
 sequence window, under its lock), the request it waits on (registered in its
 table before the bytes go out, so that its receiving thread finds it), the
 answer (its thread checks the signature or decrypts it), and every other
-request. The layouts are MS-SMB2 2.2.1.2 (header), 2.2.21 (WRITE) and 2.2.41
-(TRANSFORM_HEADER); the signatures and ciphers are the ones smbprotocol's
+request. The layouts are MS-SMB2 2.2.1.2 (header), 2.2.19 (READ), 2.2.21
+(WRITE) and 2.2.41 (TRANSFORM_HEADER); the signatures and ciphers are the ones smbprotocol's
 ``Connection._generate_signature`` and ``_encrypt`` use, chosen the same way.
 """
 
@@ -25,6 +27,7 @@ import hashlib
 import hmac
 import os
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.hazmat.primitives import cmac
@@ -32,13 +35,14 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from smbprotocol.connection import Ciphers, Connection, Dialects, Request, SigningAlgorithms
 from smbprotocol.header import Commands, Smb2Flags, SMB2HeaderRequest
-from smbprotocol.open import Open, SMB2WriteRequest, SMB2WriteResponse
+from smbprotocol.open import Open, SMB2ReadRequest, SMB2WriteRequest, SMB2WriteResponse
 from smbprotocol.structure import Structure
 
 from offsite_cifs.smb import SmbConnection
 
 HEADER = struct.Struct("<4sHHHHHHIIQIIQ16s")  # MS-SMB2 2.2.1.2, 64 bytes
 WRITE = struct.Struct("<HHIQ16sIIHHI")  # MS-SMB2 2.2.21 up to the data, 48 bytes
+READ = struct.Struct("<HBBIQ16sIIIHHB")  # MS-SMB2 2.2.19 with its one-byte buffer, 49 bytes
 TRANSFORM = struct.Struct("<4s16s16sIHHQ")  # MS-SMB2 2.2.41, 52 bytes
 NBSS = struct.Struct(">I")  # Direct TCP: the length of what follows
 HEAD_SIZE = HEADER.size + WRITE.size
@@ -58,11 +62,66 @@ def pack_head(*, message_id: int, session_id: int, tree_id: int, credit_charge: 
     return head
 
 
-class WireWriter:
-    """Sends WRITE requests for one open file on one connection.
+def pack_read(*, message_id: int, session_id: int, tree_id: int, credit_charge: int,
+              credit_request: int, flags: int, file_id: bytes, offset: int,
+              length: int) -> bytearray:
+    """A READ request of ``length`` bytes at ``offset``, signature zero."""
+    head = bytearray(HEADER.size + READ.size)
+    HEADER.pack_into(head, 0, b"\xfeSMB", 64, credit_charge, 0, 0, Commands.SMB2_READ,
+                     credit_request, flags, 0, message_id, 0, tree_id, session_id,
+                     ZERO_SIGNATURE)
+    # Padding 0x50 asks for the data right after the answer's fixed part, as
+    # smbprotocol asks; no flags, no minimum count, no channel.
+    READ.pack_into(head, HEADER.size, 49, 0x50, 0, length, offset, file_id, 0, 0, 0, 0, 0, 0)
+    return head
 
-    :meth:`send` returns smbprotocol's Request for the answer, which
-    :meth:`written` turns into the count the server wrote.
+
+def signing(connection: Connection) -> str:
+    """The signing algorithm of ``connection``: ``gmac``, ``cmac`` or ``hmac``
+    (chosen as smbprotocol's ``_generate_signature`` chooses it)."""
+    if connection.dialect >= Dialects.SMB_3_1_1 and connection.signing_algorithm_id is not None:
+        algorithm = connection.signing_algorithm_id
+    elif connection.dialect >= Dialects.SMB_3_0_0:
+        algorithm = SigningAlgorithms.AES_CMAC
+    else:
+        algorithm = SigningAlgorithms.HMAC_SHA256
+    return {SigningAlgorithms.AES_GMAC: "gmac",
+            SigningAlgorithms.AES_CMAC: "cmac"}.get(algorithm, "hmac")
+
+
+def gmac_nonce(message_id: int, *, response: bool) -> bytes:
+    """AES-GMAC's nonce: the message id, and whether it is an answer (no
+    cancel is ever signed here) (MS-SMB2 3.1.4.1)."""
+    return message_id.to_bytes(8, "little") + (b"\x01" if response else b"\x00") + b"\x00" * 3
+
+
+def signature(algorithm: str, key: bytes, pieces: list[Any], nonce: bytes) -> bytes:
+    """The signature of a message given as ``pieces`` (bytes or views, read
+    in turn, the signature field as zeros): ``algorithm`` from :func:`signing`,
+    ``nonce`` from :func:`gmac_nonce` (used by AES-GMAC only)."""
+    if algorithm == "gmac":
+        gmac = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
+        for piece in pieces:
+            gmac.authenticate_additional_data(piece)
+        gmac.finalize()
+        return gmac.tag
+    if algorithm == "cmac":
+        mac = cmac.CMAC(algorithms.AES(key))
+        for piece in pieces:
+            mac.update(piece)
+        return mac.finalize()
+    digest = hmac.new(key, b"", hashlib.sha256)
+    for piece in pieces:
+        digest.update(piece)
+    return digest.digest()[:16]
+
+
+class Wire:
+    """Sends WRITE and READ requests for one open file on one connection.
+
+    :meth:`send` (a WRITE) and :meth:`read` return smbprotocol's Request
+    for the answer; :meth:`written` turns a WRITE's into the count the
+    server wrote, :class:`offsite_cifs.receive.Answers` a READ's into its data.
     """
 
     def __init__(self, conn: SmbConnection, handle: Open, buffer_size: int) -> None:
@@ -84,24 +143,11 @@ class WireWriter:
                                                    Ciphers.AES_256_GCM) else "ccm"
             # AES-GCM encrypts into this (reused) buffer; the cipher wants a
             # block's worth of room past the data.
-            self._out = bytearray(HEAD_SIZE + buffer_size + 16)
+            self._out = bytearray(HEADER.size + max(WRITE.size, READ.size) + buffer_size + 16)
         elif session.signing_required and session.signing_key:
             self._key = session.signing_key
             self._flags |= int(Smb2Flags.SMB2_FLAGS_SIGNED)
-            self._sign_with = self.signing(connection)
-
-    @staticmethod
-    def signing(connection: Connection) -> str:
-        """The signing algorithm of ``connection``: ``gmac``, ``cmac`` or ``hmac``
-        (chosen as smbprotocol's ``_generate_signature`` chooses it)."""
-        if connection.dialect >= Dialects.SMB_3_1_1 and connection.signing_algorithm_id is not None:
-            algorithm = connection.signing_algorithm_id
-        elif connection.dialect >= Dialects.SMB_3_0_0:
-            algorithm = SigningAlgorithms.AES_CMAC
-        else:
-            algorithm = SigningAlgorithms.HMAC_SHA256
-        return {SigningAlgorithms.AES_GMAC: "gmac",
-                SigningAlgorithms.AES_CMAC: "cmac"}.get(algorithm, "hmac")
+            self._sign_with = signing(connection)
 
     @property
     def protection(self) -> str:
@@ -111,27 +157,6 @@ class WireWriter:
         return f"{self._sign_with.upper()} signing" if self._sign_with else "none"
 
     # -- protection -------------------------------------------------------------
-
-    def _signature(self, head: bytearray, data: list[Any], message_id: int) -> bytes:
-        if self._sign_with == "gmac":
-            # The nonce is the message id and "a request, not a cancel" (MS-SMB2 3.1.4.1).
-            nonce = message_id.to_bytes(8, "little") + b"\x00\x00\x00\x00"
-            gmac = Cipher(algorithms.AES(self._key), modes.GCM(nonce)).encryptor()
-            gmac.authenticate_additional_data(head)
-            for piece in data:
-                gmac.authenticate_additional_data(piece)
-            gmac.finalize()
-            return gmac.tag
-        if self._sign_with == "cmac":
-            mac = cmac.CMAC(algorithms.AES(self._key))
-            mac.update(head)
-            for piece in data:
-                mac.update(piece)
-            return mac.finalize()
-        digest = hmac.new(self._key, head, hashlib.sha256)
-        for piece in data:
-            digest.update(piece)
-        return digest.digest()[:16]
 
     def _seal(self, head: bytearray, data: list[Any], length: int) -> list[Any]:
         size = len(head) + length
@@ -165,34 +190,63 @@ class WireWriter:
         """Send the pieces ``data`` (bytes or memoryviews), one after the
         other, to be written from ``offset`` on."""
         length = sum(len(piece) for piece in data)
+        ids = self._session_id, self._tree_id, self._flags, self._file_id
+
+        def head(message_id: int) -> bytearray:
+            session_id, tree_id, flags, file_id = ids
+            return pack_head(message_id=message_id, session_id=session_id, tree_id=tree_id,
+                             credit_charge=credit_charge, credit_request=credit_request,
+                             flags=flags, file_id=file_id, offset=offset, length=length)
+
+        return self._send(Commands.SMB2_WRITE, SMB2WriteRequest, head, data, length,
+                          credit_charge)
+
+    def read(self, offset: int, length: int, credit_charge: int, credit_request: int,
+             expect: Callable[[int], None]) -> Request:
+        """Send a READ of ``length`` bytes at ``offset``; ``expect(message_id)``
+        is called before the request goes out (the answer may come at once)."""
+        ids = self._session_id, self._tree_id, self._flags, self._file_id
+
+        def head(message_id: int) -> bytearray:
+            session_id, tree_id, flags, file_id = ids
+            return pack_read(message_id=message_id, session_id=session_id, tree_id=tree_id,
+                             credit_charge=credit_charge, credit_request=credit_request,
+                             flags=flags, file_id=file_id, offset=offset, length=length)
+
+        return self._send(Commands.SMB2_READ, SMB2ReadRequest, head, [], 0, credit_charge,
+                          expect)
+
+    def _send(self, command: int, message_type: type, make_head: Callable[[int], bytearray],
+              data: list[Any], length: int, credit_charge: int,
+              expect: Callable[[int], None] | None = None) -> Request:
         connection = self._connection
         with connection.sequence_lock:
             window = connection.sequence_window
             if credit_charge > window["high"] - window["low"]:
-                raise RuntimeError(f"a write needs {credit_charge} credits but only "
+                raise RuntimeError(f"a request needs {credit_charge} credits but only "
                                    f"{window['high'] - window['low']} are in hand")
             message_id = window["low"]
             window["low"] += credit_charge
-        head = pack_head(message_id=message_id, session_id=self._session_id,
-                         tree_id=self._tree_id, credit_charge=credit_charge,
-                         credit_request=credit_request, flags=self._flags,
-                         file_id=self._file_id, offset=offset, length=length)
+        head = make_head(message_id)
         if self._seal_with:
             parts = self._seal(head, data, length)
         else:
             if self._sign_with:
-                head[48:64] = self._signature(head, data, message_id)
+                head[48:64] = signature(self._sign_with, self._key, [head, *data],
+                                        gmac_nonce(message_id, response=False))
             parts = [NBSS.pack(len(head) + length) + head, *data]
         # What smbprotocol's thread looks the answer up by; registered before
         # the bytes go out, or a quick answer would find no request.
         header = SMB2HeaderRequest()
-        header["command"] = Commands.SMB2_WRITE
+        header["command"] = command
         header["message_id"] = message_id
         header["credit_charge"] = credit_charge
         header["session_id"] = self._session_id
         header["tree_id"] = self._tree_id
-        request = Request(header, SMB2WriteRequest, connection, session_id=self._session_id)
+        request = Request(header, message_type, connection, session_id=self._session_id)
         connection.outstanding_requests[message_id] = request
+        if expect is not None:
+            expect(message_id)
         try:
             connection._check_worker_running()  # raises what its send would
             transport = connection.transport
@@ -226,4 +280,5 @@ def _sendall(sock: Any, parts: list[Any]) -> None:
             views.pop(0)
 
 
-__all__ = ["HEAD_SIZE", "WireWriter", "pack_head"]
+__all__ = ["HEAD_SIZE", "Wire", "gmac_nonce", "pack_head", "pack_read", "signature",
+           "signing"]

@@ -25,7 +25,7 @@ from offsite.transport import Endpoint
 from offsite_cifs.pipeline import Writer
 from offsite_cifs.smb import SmbConnection
 from offsite_cifs.testserver import SEALED_SHARE, SHARE
-from offsite_cifs.wire import WireWriter, pack_head
+from offsite_cifs.wire import gmac_nonce, pack_head, signature, signing
 
 
 def test_the_head_is_what_smbprotocol_packs() -> None:
@@ -65,12 +65,14 @@ def test_the_signature_is_smbprotocols(dialect: int, algorithm: int | None) -> N
     head = pack_head(message_id=77, session_id=5, tree_id=6, credit_charge=2, credit_request=2,
                      flags=Smb2Flags.SMB2_FLAGS_SIGNED, file_id=b"f" * 16, offset=0,
                      length=len(data))
-    wire: Any = WireWriter.__new__(WireWriter)
-    wire._key = key
-    wire._sign_with = WireWriter.signing(connection)
     expected = connection._generate_signature(bytes(head) + data, key, 77, False,
                                               Commands.SMB2_WRITE)
-    assert wire._signature(head, [memoryview(data)[:5000], data[5000:]], 77) == expected
+    assert signature(signing(connection), key, [head, memoryview(data)[:5000], data[5000:]],
+                     gmac_nonce(77, response=False)) == expected
+    # An answer's nonce differs (GMAC), so the same bytes signed as an answer do not match.
+    answer = connection._generate_signature(bytes(head) + data, key, 77, True, Commands.SMB2_READ)
+    assert signature(signing(connection), key, [head, data],
+                     gmac_nonce(77, response=True)) == answer
 
 
 def _connect(smbd: Any, share: str, dialect: int, signing: list[int],
