@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import socket
 
+from cryptography.exceptions import InvalidTag
 from smbprotocol.exceptions import (
     SMBAuthenticationError,
     SMBConnectionClosed,
@@ -93,6 +94,11 @@ def _status(exc: SMBResponseException) -> int:
         return 0
 
 
+INTEGRITY_FIX = ("none needed if a retry succeeds; if it keeps happening, something between "
+                 "this machine and the server alters the traffic (a proxy, a faulty network "
+                 "card or cable): check the network path")
+
+
 def translate(exc: Exception) -> TargetError | None:
     """The offsite error for one of smbprotocol's (or the socket's) exceptions, or None."""
     if isinstance(exc, SMBResponseException):
@@ -101,6 +107,13 @@ def translate(exc: Exception) -> TargetError | None:
         return AuthError(str(exc) or "the server refused the log-in")
     if isinstance(exc, SMBConnectionClosed):
         return Transient(f"the SMB connection closed: {exc}")
+    if isinstance(exc, InvalidTag) or (isinstance(exc, SMBException)
+                                       and "signature could not be verified" in str(exc)):
+        # smbprotocol's check of an answer's signature, or of its seal's tag.
+        what = "encryption tag" if isinstance(exc, InvalidTag) else "signature"
+        return Transient(f"an answer from the server failed its integrity check (its {what} "
+                         "does not match): it was damaged or altered on the way",
+                         fix=INTEGRITY_FIX)
     if isinstance(exc, SMBException):
         text = str(exc)
         if "encryption is required" in text:
@@ -144,4 +157,4 @@ def _response(exc: SMBResponseException, status: int) -> TargetError:
     return Fatal(f"the server answered {name}: {exc.message}")
 
 
-__all__ = ["READ_ONLY_FIX", "SHARE_FIX", "translate"]
+__all__ = ["INTEGRITY_FIX", "READ_ONLY_FIX", "SHARE_FIX", "translate"]

@@ -15,13 +15,18 @@ connection:
   taken in two parts: the 80 bytes of header and READ fields, and the data,
   which becomes the bytes object the caller gets. The signature is checked
   over both parts as received. smbprotocol gets the 80 bytes, for its
-  credits and its waiting request; :meth:`Answers.data` hands the data out.
+  credits and its waiting request; :meth:`Answers.data` hands the data out;
+- such an answer sealed with AES-GCM (SMB3 encryption) is decrypted here
+  in two parts the same way, the head first, to see what it is, then the
+  data into the bytes handed out; nothing is kept until the tag is checked.
 
-Every other answer (an interim STATUS_PENDING, an error, an encrypted or a
-compound one, anything not expected) is smbprotocol's, whole, to check and
-decode as before. A signature that does not match is left to smbprotocol's
-own check, with the whole answer, which raises its own error. The layouts
-are MS-SMB2 2.2.1.2 (header) and 2.2.20 (READ response).
+Every other answer (an interim STATUS_PENDING, an error, a compound one,
+one sealed with AES-CCM, anything not expected) is smbprotocol's, whole,
+to check, decrypt and decode as before. A signature or a tag that does not
+match is left to smbprotocol's own check, with the whole answer, which
+raises its own error (:mod:`offsite_cifs.errors` says what it means). The
+layouts are MS-SMB2 2.2.1.2 (header), 2.2.20 (READ response) and 2.2.41
+(TRANSFORM_HEADER).
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ import socket
 import struct
 from typing import Any
 
-from smbprotocol.connection import Connection
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from smbprotocol.connection import Ciphers, Connection, Dialects
 from smbprotocol.header import Commands, Smb2Flags
 from smbprotocol.transport import Tcp
 
-from offsite_cifs.wire import NBSS, ZERO_SIGNATURE, gmac_nonce, signature, signing
+from offsite_cifs.wire import NBSS, TRANSFORM, ZERO_SIGNATURE, gmac_nonce, signature, signing
 
 #: The header's fields an answer is recognised by: protocol id, status,
 #: command, flags, next command, message id (MS-SMB2 2.2.1.2).
@@ -75,7 +82,11 @@ class ReceivingTcp(Tcp):
         if answers is not None and size > READ_HEAD and answers.expected(self._peek(), size):
             return self._read_answer(answers, size)
         message = self._take(size, None)
-        return message if len(message) == size else b""
+        if len(message) < size:
+            return b""
+        if answers is not None and message[:4] == b"\xfdSMB":
+            return answers.unseal(message)
+        return message
 
     def _read_answer(self, answers: Answers, size: int) -> bytes:
         """An expected READ answer: its head for smbprotocol, its data kept."""
@@ -183,15 +194,16 @@ class Answers:
 
     # -- in smbprotocol's receiving thread ----------------------------------------------
 
-    def expected(self, head: bytes, size: int) -> bool:
+    def expected(self, head: bytes, size: int, *, signed: bool = True) -> bool:
         """Whether the answer of ``size`` bytes beginning with ``head`` is a
-        signed, successful, single answer to an expected READ, its data
-        right after the fixed part and filling the rest."""
+        successful, single answer to an expected READ, signed (unless it
+        came sealed), its data right after the fixed part and filling the rest."""
         if len(head) < READ_HEAD:
             return False
         magic, status, command, flags, next_command, message_id = ANSWER.unpack_from(head)
+        must = SIGNED | RESPONSE if signed else RESPONSE
         if (magic != b"\xfeSMB" or command != Commands.SMB2_READ or status != 0
-                or next_command != 0 or flags & (SIGNED | RESPONSE) != SIGNED | RESPONSE
+                or next_command != 0 or flags & must != must
                 or message_id not in self._expected):
             return False
         _, offset, length = READ_ANSWER.unpack_from(head, HEADER_SIZE)
@@ -218,6 +230,42 @@ class Answers:
         self._kept[message_id] = data
         self._checked = message_id
         return True
+
+    def unseal(self, message: bytes) -> bytes:
+        """A sealed answer (MS-SMB2 2.2.41): if it is an expected READ's,
+        sealed with AES-GCM, its head decrypted (for smbprotocol) and its
+        data decrypted into the bytes kept; else ``message`` as it came, for
+        smbprotocol to decrypt (AES-CCM has no streaming form here, and a
+        tag that does not match is smbprotocol's to report)."""
+        if len(message) < TRANSFORM.size + READ_HEAD:
+            return message
+        _, tag, nonce, size, _, flags, session_id = TRANSFORM.unpack_from(message)
+        connection = self._connection
+        cipher = (connection.cipher_id if connection.dialect >= Dialects.SMB_3_1_1
+                  else Ciphers.AES_128_CCM)
+        session = connection.session_table.get(session_id)
+        if (flags != 1 or size != len(message) - TRANSFORM.size
+                or cipher not in (Ciphers.AES_128_GCM, Ciphers.AES_256_GCM)
+                or session is None or not session.decryption_key):
+            return message
+        view = memoryview(message)[TRANSFORM.size:]
+        cleartext = Cipher(algorithms.AES(session.decryption_key),
+                           modes.GCM(nonce[:12], tag)).decryptor()
+        cleartext.authenticate_additional_data(message[20:TRANSFORM.size])
+        # GCM is a stream: the head comes out first, to be looked at; nothing
+        # is kept (or trusted) until the tag is checked at the end.
+        head = cleartext.update(view[:READ_HEAD])
+        if not self.expected(head, size, signed=False):
+            return message
+        data = cleartext.update(view[READ_HEAD:])
+        try:
+            cleartext.finalize()
+        except InvalidTag:
+            return message
+        message_id = ANSWER.unpack_from(head)[5]
+        self._kept[message_id] = data
+        self._checked = message_id
+        return head
 
     def verify(self, header: Any, session_id: int, force: bool = False) -> None:
         """smbprotocol's ``verify_signature(header, session_id)``: skipped for

@@ -16,6 +16,7 @@ from offsite.session import Transport
 from offsite.testing.proxy import TcpProxy
 from offsite.testing.sources import MiB, random_bytes
 from offsite.transport import BytesSource, Endpoint
+from offsite_cifs.errors import INTEGRITY_FIX
 from offsite_cifs.receive import ANSWER, READ_HEAD, Answers, ReceivingTcp
 
 SIGNED_ANSWER = int(Smb2Flags.SMB2_FLAGS_SIGNED | Smb2Flags.SMB2_FLAGS_SERVER_TO_REDIR)
@@ -39,14 +40,21 @@ def test_a_get_hands_out_the_answers_as_received(smbd: Any, smb_folder: str, sha
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     data = random_bytes(21 * MiB + 77, seed=11)
     kept: list[int] = []
-    keep = Answers.keep
+    keep, unseal = Answers.keep, Answers.unseal
 
-    def counting(self: Answers, head: bytes, body: bytes) -> bool:
+    def keeping(self: Answers, head: bytes, body: bytes) -> bool:
         ok = keep(self, head, body)
         kept.append(len(body) if ok else -1)
         return ok
 
-    monkeypatch.setattr(Answers, "keep", counting)
+    def unsealing(self: Answers, message: bytes) -> bytes:
+        head = unseal(self, message)
+        if len(message) > 1 << 20:  # a READ's answer, not a small one
+            kept.append(len(message) - 52 - READ_HEAD if len(head) == READ_HEAD else -1)
+        return head
+
+    monkeypatch.setattr(Answers, "keep", keeping)
+    monkeypatch.setattr(Answers, "unseal", unsealing)
     target = endpoint(smbd, smb_folder, share=share)
     with Transport.for_endpoint(target).connect(target) as session:
         assert type(session.conn.connection.transport) is ReceivingTcp
@@ -54,22 +62,22 @@ def test_a_get_hands_out_the_answers_as_received(smbd: Any, smb_folder: str, sha
         got = bytearray()
         read_all(session, "x.bin", got)
     assert got == data
-    if share == "backup":
-        # Signed: every READ answer was taken whole and checked here.
-        assert kept and -1 not in kept and sum(kept) == len(data)
-    else:
-        # Sealed: the answers are smbprotocol's to decrypt (and decode).
-        assert kept == []
+    # Every large READ answer was taken here (checked, or decrypted with its
+    # tag checked), none left to smbprotocol's copies; the last, short one
+    # too when it is sealed with one of the large ones' sizes.
+    assert kept and -1 not in kept
+    assert len(data) - (1 << 20) <= sum(kept) <= len(data)
 
 
-def test_an_answer_damaged_on_the_way_is_refused_not_handed_out(smbd: Any,
-                                                                smb_folder: str) -> None:
+@pytest.mark.parametrize("share", ["backup", "sealed"])
+def test_an_answer_damaged_on_the_way_is_refused_not_handed_out(smbd: Any, smb_folder: str,
+                                                                share: str) -> None:
     data = random_bytes(16 * MiB, seed=12)
-    direct = endpoint(smbd, smb_folder)
+    direct = endpoint(smbd, smb_folder, share=share)
     with Transport.for_endpoint(direct).connect(direct) as session:
         session.put("x.bin", BytesSource(data))
     with TcpProxy(smbd.host, smbd.port) as proxy:
-        via = endpoint(smbd, smb_folder, port=proxy.port)
+        via = endpoint(smbd, smb_folder, port=proxy.port, share=share)
         with Transport.for_endpoint(via).connect(via) as session:
             # A bit flipped 6 MiB into what the server sends from now on:
             # inside a READ answer's data.
@@ -77,7 +85,10 @@ def test_an_answer_damaged_on_the_way_is_refused_not_handed_out(smbd: Any,
             got = bytearray()
             with pytest.raises(TargetError) as caught:
                 read_all(session, "x.bin", got)
-    assert "signature" in str(caught.value).lower()
+    error = caught.value
+    assert "integrity check" in str(error) and error.retryable
+    assert ("signature" if share == "backup" else "encryption tag") in str(error)
+    assert error.fix == INTEGRITY_FIX and smbd.password not in str(error)
     # What was handed out before the damage is the file's; the damage never is.
     assert len(got) < 6 * MiB
     assert got == data[:len(got)]

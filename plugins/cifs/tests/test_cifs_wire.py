@@ -22,7 +22,8 @@ from smbprotocol.session import Session
 from smbprotocol.tree import TreeConnect
 
 from offsite.transport import Endpoint
-from offsite_cifs.pipeline import Writer
+from offsite_cifs.pipeline import Reader, Writer
+from offsite_cifs.receive import Answers
 from offsite_cifs.smb import SmbConnection
 from offsite_cifs.testserver import SEALED_SHARE, SHARE
 from offsite_cifs.wire import gmac_nonce, pack_head, signature, signing
@@ -80,6 +81,7 @@ def _connect(smbd: Any, share: str, dialect: int, signing: list[int],
     connection = Connection(uuid.uuid4(), smbd.host, smbd.port, require_signing=True)
     connection.connect(dialect=dialect, timeout=10, preferred_signing_algos=signing,
                        preferred_encryption_algos=ciphers)
+    answers = Answers.install(connection)  # as the transport's connect does
     session = Session(connection, smbd.user, smbd.password, require_encryption=False,
                       auth_protocol="ntlm")
     session.connect()
@@ -87,7 +89,7 @@ def _connect(smbd: Any, share: str, dialect: int, signing: list[int],
     tree.connect()
     connection.echo(sid=session.session_id, timeout=10, credit_request=256)
     endpoint = Endpoint.from_url(smbd.url("", share=share))
-    return SmbConnection(endpoint, connection, session, tree, "", 10.0)
+    return SmbConnection(endpoint, connection, session, tree, "", 10.0, answers=answers)
 
 
 @pytest.fixture
@@ -130,6 +132,33 @@ def test_the_server_takes_every_protection(smbd: Any, name: str, share: str, dia
         writer.finish()
         assert writer.answered == len(data)
         conn.close_handle(handle)
+        # Read back through offsite_cifs.receive: signed answers checked with
+        # each algorithm, sealed ones decrypted (GCM) or left to smbprotocol (CCM).
+        handle = conn.open(name, FilePipePrinterAccessMask.FILE_READ_DATA,
+                           CreateDisposition.FILE_OPEN, CreateOptions.FILE_NON_DIRECTORY_FILE)
+        reader = Reader(conn, handle, 0, int(handle.end_of_file), 256 << 10, 1 << 20)
+        answers: Any = conn.answers
+        taken: list[bool] = []
+        keep, unseal = answers.keep, answers.unseal
+
+        def keeping(head: bytes, body: bytes) -> bool:
+            taken.append(keep(head, body))
+            return taken[-1]
+
+        def unsealing(message: bytes) -> bytes:
+            out = unseal(message)
+            if len(message) > 4000:  # a READ's answer, not a CREATE's or a CLOSE's
+                taken.append(len(out) < len(message))
+            return out
+
+        answers.keep, answers.unseal = keeping, unsealing
+        back = bytearray()
+        while piece := reader.read(100_000):
+            back += piece
+        reader.close()
+        assert back == data
+        # Taken here, not left to smbprotocol: all but AES-CCM's sealed answers.
+        assert taken == [protection != "CCM encryption"] * 4
     finally:
         conn.close()
     assert (smbd.root / name).read_bytes() == data
