@@ -190,35 +190,21 @@ class Wire:
         """Send the pieces ``data`` (bytes or memoryviews), one after the
         other, to be written from ``offset`` on."""
         length = sum(len(piece) for piece in data)
-        ids = self._session_id, self._tree_id, self._flags, self._file_id
-
-        def head(message_id: int) -> bytearray:
-            session_id, tree_id, flags, file_id = ids
-            return pack_head(message_id=message_id, session_id=session_id, tree_id=tree_id,
-                             credit_charge=credit_charge, credit_request=credit_request,
-                             flags=flags, file_id=file_id, offset=offset, length=length)
-
-        return self._send(Commands.SMB2_WRITE, SMB2WriteRequest, head, data, length,
-                          credit_charge)
+        return self._send(Commands.SMB2_WRITE, SMB2WriteRequest, pack_head, offset, length,
+                          data, credit_charge, credit_request)
 
     def read(self, offset: int, length: int, credit_charge: int, credit_request: int,
              expect: Callable[[int], None]) -> Request:
         """Send a READ of ``length`` bytes at ``offset``; ``expect(message_id)``
         is called before the request goes out (the answer may come at once)."""
-        ids = self._session_id, self._tree_id, self._flags, self._file_id
+        return self._send(Commands.SMB2_READ, SMB2ReadRequest, pack_read, offset, length, [],
+                          credit_charge, credit_request, expect)
 
-        def head(message_id: int) -> bytearray:
-            session_id, tree_id, flags, file_id = ids
-            return pack_read(message_id=message_id, session_id=session_id, tree_id=tree_id,
-                             credit_charge=credit_charge, credit_request=credit_request,
-                             flags=flags, file_id=file_id, offset=offset, length=length)
-
-        return self._send(Commands.SMB2_READ, SMB2ReadRequest, head, [], 0, credit_charge,
-                          expect)
-
-    def _send(self, command: int, message_type: type, make_head: Callable[[int], bytearray],
-              data: list[Any], length: int, credit_charge: int,
-              expect: Callable[[int], None] | None = None) -> Request:
+    def _send(self, command: int, message_type: type, pack: Callable[..., bytearray],
+              offset: int, length: int, data: list[Any], credit_charge: int,
+              credit_request: int, expect: Callable[[int], None] | None = None) -> Request:
+        """Send the request ``pack`` (:func:`pack_head` or :func:`pack_read`)
+        builds for ``length`` bytes at ``offset``, followed by ``data``."""
         connection = self._connection
         with connection.sequence_lock:
             window = connection.sequence_window
@@ -227,14 +213,17 @@ class Wire:
                                    f"{window['high'] - window['low']} are in hand")
             message_id = window["low"]
             window["low"] += credit_charge
-        head = make_head(message_id)
+        head = pack(message_id=message_id, session_id=self._session_id, tree_id=self._tree_id,
+                    credit_charge=credit_charge, credit_request=credit_request,
+                    flags=self._flags, file_id=self._file_id, offset=offset, length=length)
+        sent = sum(len(piece) for piece in data)
         if self._seal_with:
-            parts = self._seal(head, data, length)
+            parts = self._seal(head, data, sent)
         else:
             if self._sign_with:
                 head[48:64] = signature(self._sign_with, self._key, [head, *data],
                                         gmac_nonce(message_id, response=False))
-            parts = [NBSS.pack(len(head) + length) + head, *data]
+            parts = [NBSS.pack(len(head) + sent) + head, *data]
         # What smbprotocol's thread looks the answer up by; registered before
         # the bytes go out, or a quick answer would find no request.
         header = SMB2HeaderRequest()
