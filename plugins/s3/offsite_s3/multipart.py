@@ -46,12 +46,16 @@ MAX_PARTS = 10_000
 LARGE_PART = 6 << 20
 LARGE_UPLOAD = 64 << 20
 #: Parts uploaded at once (at most): every part is held in memory while it
-#: goes, so they are also bounded by PART_MEMORY. Three, by measurement
-#: (`bench/s3.py --parts put --size 1G`, moto, 8 MiB parts): a 1 GiB put took 7.1 s and
-#: peaked at 99 MiB with three (HTTPS: 8.3 s, 93 MiB), 9.0 s and 107 MiB
-#: with four; rclone 10.1 s (HTTPS 14.1 s) and boto3's default of ten
-#: threads 9.4 s. The server is the limit, not the parts in flight.
-PARALLEL_PARTS = 3
+#: goes, so they are also bounded by PART_MEMORY. Two, by measurement
+#: (`bench/s3.py --parts put --size 1G`, moto): with 8 MiB parts a 1 GiB put
+#: took 7.1 s and peaked at 99 MiB with three (HTTPS: 8.3 s, 93 MiB), 9.0 s
+#: and 107 MiB with four; rclone 10.1 s (HTTPS 14.1 s) and boto3's default
+#: of ten threads 9.4 s. With 6 MiB parts, two against three, alternated,
+#: 2 runs each: 9.68 and 10.82 s against 9.81 and 10.67 s, 85 MiB against
+#: 91 MiB; a chain job (`--parts job --volumes 1G`) 105 MiB against 111
+#: on an empty target, 90 against 102 with three incrementals pending, in
+#: the same time. The server is the limit, not the parts in flight.
+PARALLEL_PARTS = 2
 #: The bytes of parts held at once, the one being read included. Parts grow
 #: with the file (size / 10,000 past 80 GiB): a 1 TiB image has 105 MiB
 #: parts, and three of them in flight would hold 315 MiB. Parts larger than

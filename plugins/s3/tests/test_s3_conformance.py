@@ -180,15 +180,17 @@ def _trusted(info: Any) -> Endpoint:
 
 def test_large_parts_over_https_stream_from_the_source(moto_s3_tls: Any,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    # 20 MiB parts (an 80 MiB file in at most 4 parts) are more than three fit
-    # in PART_MEMORY: over HTTPS each goes straight from the source, nothing
-    # of it held (measured: 10 MiB; buffered, three at once: 132 MiB).
-    monkeypatch.setattr(multipart, "MAX_PARTS", 4)
+    # 27 MiB parts (an 80 MiB file in at most 3 parts) are more than
+    # PARALLEL_PARTS fit in PART_MEMORY: over HTTPS each goes straight from
+    # the source, nothing of it held (measured: 10 MiB; buffered, three 20 MiB
+    # parts at once: 132 MiB).
+    assert 27 * MiB * PARALLEL_PARTS > multipart.PART_MEMORY
+    monkeypatch.setattr(multipart, "MAX_PARTS", 3)
     peak = _put_measuring_heap(_trusted(moto_s3_tls), "streamed.ofi",
                                GeneratedSource(80 * MiB, seed=5))
     client, key = moto_s3_tls.client(), "backups/nightly/streamed.ofi"
     part = client.head_object(Bucket=moto_s3_tls.bucket, Key=key, PartNumber=1)
-    assert part["PartsCount"] == 4 and part["ContentLength"] == 20 * MiB
+    assert part["PartsCount"] == 3 and part["ContentLength"] == 27 * MiB
     whole = client.head_object(Bucket=moto_s3_tls.bucket, Key=key, ChecksumMode="ENABLED")
     assert whole.get("ChecksumSHA256"), "the parts carried their SHA-256"
     assert peak < 16 * MiB, f"put peaked at {peak / MiB:.1f} MiB"
@@ -207,7 +209,8 @@ def test_parts_over_https_are_held_once(moto_s3_tls: Any) -> None:
 def test_a_streamed_upload_resumes_after_the_parts_that_arrived(
         moto_s3_tls: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(multipart, "MAX_PARTS", 3)
-    step = 17 * MiB  # 3 parts of a 17 * 3 MiB file: streamed
+    step = 25 * MiB  # 3 parts of a 25 * 3 MiB file: streamed
+    assert step * PARALLEL_PARTS > multipart.PART_MEMORY
     data = random_bytes(3 * step, seed=8)
     endpoint = _trusted(moto_s3_tls)
     tokens: list[dict[str, Any]] = []
