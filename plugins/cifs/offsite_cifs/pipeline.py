@@ -20,7 +20,6 @@ from typing import Any
 
 from smbprotocol.open import Open
 
-from offsite_cifs.receive import Answers
 from offsite_cifs.smb import SmbConnection
 from offsite_cifs.wire import Wire
 
@@ -145,8 +144,6 @@ class Reader(_Pipe):
         super().__init__(conn, handle, request_size, in_flight)
         self._next, self._size = offset, size
         self._current = memoryview(b"")
-        if conn.answers is None:
-            conn.answers = Answers.install(conn.connection)
         self._answers = conn.answers
         self._wire = Wire(conn, handle, 0)
         self._closed = False

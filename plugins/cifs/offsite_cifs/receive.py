@@ -227,8 +227,7 @@ class Answers:
                              gmac_nonce(message_id, response=True))
         if not hmac.compare_digest(expected, view[48:HEADER_SIZE]):
             return False
-        self._kept[message_id] = data
-        self._checked = message_id
+        self._keep(message_id, data)
         return True
 
     def unseal(self, message: bytes) -> bytes:
@@ -262,10 +261,14 @@ class Answers:
             cleartext.finalize()
         except InvalidTag:
             return message
-        message_id = ANSWER.unpack_from(head)[5]
+        self._keep(ANSWER.unpack_from(head)[5], data)
+        return head
+
+    def _keep(self, message_id: int, data: bytes) -> None:
+        """Keep the checked ``data`` for :meth:`data`; :meth:`verify`, called
+        next for the same answer, skips it."""
         self._kept[message_id] = data
         self._checked = message_id
-        return head
 
     def verify(self, header: Any, session_id: int, force: bool = False) -> None:
         """smbprotocol's ``verify_signature(header, session_id)``: skipped for

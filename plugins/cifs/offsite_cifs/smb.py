@@ -85,10 +85,10 @@ class SmbConnection:
     tree: TreeConnect = attrs.field(repr=False)
     folder: str
     timeout: float
+    #: The READ answers, taken off the socket by offsite_cifs.receive.
+    answers: Answers = attrs.field(repr=False)
     #: Folders known to exist (share-relative), so puts skip creating them.
     made: set[str] = attrs.field(factory=set, repr=False)
-    #: The READ answers taken off the socket with fewer copies (None: smbprotocol's way).
-    answers: Answers | None = attrs.field(default=None, repr=False)
 
     # -- requests ------------------------------------------------------------------
 
@@ -263,8 +263,7 @@ class SmbConnection:
         Never raises: on a connection that already broke there is nothing
         to say goodbye to, and the socket and the receiving thread still go.
         """
-        if self.answers is not None:
-            self.answers.forget()
+        self.answers.forget()
         with contextlib.suppress(Exception):
             if self.connection.transport is not None and self.connection.transport.connected:
                 # Logs off and disconnects the session's trees, each answer

@@ -16,9 +16,11 @@ Everything else stays smbprotocol's: the credits and message ids (its
 sequence window, under its lock), the request it waits on (registered in its
 table before the bytes go out, so that its receiving thread finds it), the
 answer (its thread checks the signature or decrypts it, but for the data
-of READ answers: :mod:`offsite_cifs.receive`), and every other request. The layouts are MS-SMB2 2.2.1.2 (header), 2.2.19 (READ), 2.2.21
-(WRITE) and 2.2.41 (TRANSFORM_HEADER); the signatures and ciphers are the ones smbprotocol's
-``Connection._generate_signature`` and ``_encrypt`` use, chosen the same way.
+of READ answers: :mod:`offsite_cifs.receive`), and every other request.
+The layouts are MS-SMB2 2.2.1.2 (header), 2.2.19 (READ), 2.2.21 (WRITE)
+and 2.2.41 (TRANSFORM_HEADER); the signatures and ciphers are the ones
+smbprotocol's ``Connection._generate_signature`` and ``_encrypt`` use,
+chosen the same way.
 """
 
 from __future__ import annotations
